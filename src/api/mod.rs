@@ -1,0 +1,21 @@
+//! The `branchpipeline.dev/v1alpha1` API.
+
+mod spec;
+mod status;
+
+pub use spec::*;
+pub use status::*;
+
+/// Annotations and labels the controller reads or writes.
+pub mod annotations {
+    /// `"true"` lets the controller adopt untagged AWS resources with the rendered names.
+    pub const ADOPT: &str = "branchpipeline.dev/adopt";
+    /// `Delete` or `Retain`; takes precedence over the controller flag and `spec.deletionPolicy`.
+    pub const DELETION_POLICY: &str = "branchpipeline.dev/deletion-policy";
+    /// A duration such as `5m` overriding the controller's `--resync-interval`.
+    pub const RESYNC_INTERVAL: &str = "branchpipeline.dev/resync-interval";
+    /// `<branch>[@<commit>]` starts the pipeline whose environments cover that branch.
+    pub const RUN: &str = "branchpipeline.dev/run";
+}
+
+pub const FINALIZER: &str = "branchpipeline.dev/cleanup";

@@ -1,0 +1,402 @@
+//! `BranchPipeline` spec: what a platform team commits to describe one repository's delivery.
+//!
+//! Everything the OpenAPI schema can express (enums, patterns, lengths, ranges, defaults) is
+//! declared here so the API server rejects bad manifests at admission. Cross-field rules live in
+//! [`crate::validate`], which the controller and `render` run as well, because CEL rules are not
+//! enforced by every API server version we support.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::BranchPipelineStatus;
+
+/// DNS-label-like: stage, environment and pipeline group names end up inside AWS resource names.
+pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+pub const REPOSITORY_PATTERN: &str = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$";
+pub const CONNECTION_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[A-Za-z0-9-]+$";
+pub const ROLE_ARN_PATTERN: &str =
+    r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+pub const SNS_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$";
+pub const BUCKET_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$";
+/// CodePipeline pipeline-level variable names (PipelineVariableDeclaration.name).
+pub const VARIABLE_NAME_PATTERN: &str = r"^[A-Za-z0-9@_-]{1,128}$";
+/// CodeBuild environment variable names: letters, digits and `_`, not starting with a digit.
+pub const ENV_VAR_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+
+pub const DEFAULT_BUILDSPEC_DIR: &str = "cicd/buildspecs";
+pub const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux-x86_64-standard:5.0";
+pub const DEFAULT_GROUP: &str = "main";
+pub const MIN_TIMEOUT_MINUTES: u32 = 5;
+pub const MAX_TIMEOUT_MINUTES: u32 = 2160;
+
+/// One repository's delivery: build stages run once per execution, then the commit is deployed
+/// to the environments its branch feeds, with promotions and approvals in between.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "branchpipeline.dev",
+    version = "v1alpha1",
+    kind = "BranchPipeline",
+    plural = "branchpipelines",
+    shortname = "bpl",
+    namespaced,
+    status = "BranchPipelineStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Pipelines","type":"integer","jsonPath":".status.pipelineCount"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchPipelineSpec {
+    pub source: SourceSpec,
+    /// IAM role CodePipeline assumes (CreatePipeline `roleArn`).
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
+    pub pipeline_role_arn: String,
+    /// IAM role CodeBuild projects run as (CreateProject `serviceRole`).
+    #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
+    pub build_role_arn: String,
+    /// The one S3 bucket every pipeline of this resource stores artifacts in.
+    #[schemars(regex(pattern = BUCKET_PATTERN))]
+    pub artifact_bucket: String,
+    /// Directory in the repository holding `<stage>.yml` buildspecs.
+    #[serde(default = "default_buildspec_dir")]
+    #[schemars(length(min = 1, max = 200))]
+    pub buildspec_dir: String,
+    #[serde(default)]
+    pub execution_mode: ExecutionMode,
+    /// Roll an environment stage back to the last successful execution when it fails.
+    /// Not available with `executionMode: PARALLEL`.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+    #[serde(default)]
+    pub defaults: BuildDefaults,
+    /// Build stages, in order. Each runs once per execution, whatever environments follow.
+    #[schemars(length(min = 1, max = 40))]
+    pub stages: Vec<StageSpec>,
+    /// The project that deploys to each environment. Defaults apply when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeploySpec>,
+    /// Environments, in promotion order. Grouped into pipelines by `pipeline`.
+    #[schemars(length(min = 1, max = 40))]
+    pub environments: Vec<EnvironmentSpec>,
+    /// Pipeline-level variables (CodePipeline V2), overridable per execution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub variables: Vec<PipelineVariableSpec>,
+    /// Extra tags on every pipeline and project.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// What happens to the AWS resources when this resource is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+fn default_buildspec_dir() -> String {
+    DEFAULT_BUILDSPEC_DIR.to_string()
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// CodeConnections (or CodeStar Connections) connection ARN.
+    #[schemars(regex(pattern = CONNECTION_ARN_PATTERN))]
+    pub connection_arn: String,
+    /// `owner/name` of the repository.
+    #[schemars(regex(pattern = REPOSITORY_PATTERN), length(min = 3, max = 200))]
+    pub repository: String,
+    /// Branch a manual "Release change" builds.
+    #[serde(default = "default_branch")]
+    #[schemars(length(min = 1, max = 255))]
+    pub default_branch: String,
+    /// Only pushes touching these paths start a pipeline (V2 trigger file-path filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_paths: Option<PatternFilter>,
+}
+
+fn default_branch() -> String {
+    "main".to_string()
+}
+
+/// Glob include/exclude lists, as CodePipeline V2 trigger filters take them.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatternFilter {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 255)))]
+    pub includes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 255)))]
+    pub excludes: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ExecutionMode {
+    #[default]
+    #[serde(rename = "QUEUED")]
+    Queued,
+    #[serde(rename = "SUPERSEDED")]
+    Superseded,
+    #[serde(rename = "PARALLEL")]
+    Parallel,
+}
+
+impl ExecutionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Superseded => "SUPERSEDED",
+            Self::Parallel => "PARALLEL",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    Delete,
+    Retain,
+}
+
+/// Build settings every stage inherits unless it overrides them.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildDefaults {
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: String,
+    #[serde(default)]
+    pub compute_type: ComputeType,
+    #[serde(default)]
+    pub environment_type: EnvironmentType,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 5, max = 2160))]
+    pub timeout_minutes: u32,
+}
+
+impl Default for BuildDefaults {
+    fn default() -> Self {
+        Self {
+            image: default_image(),
+            compute_type: ComputeType::default(),
+            environment_type: EnvironmentType::default(),
+            privileged: false,
+            timeout_minutes: default_timeout(),
+        }
+    }
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+fn default_timeout() -> u32 {
+    60
+}
+
+/// Per-stage overrides of [`BuildDefaults`]. Unset fields inherit.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_type: Option<ComputeType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_type: Option<EnvironmentType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 5, max = 2160))]
+    pub timeout_minutes: Option<u32>,
+}
+
+impl BuildOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageSpec {
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    pub name: String,
+    /// Buildspec path in the repository; defaults to `<buildspecDir>/<name>.yml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub buildspec: Option<String>,
+    #[serde(flatten)]
+    pub build: BuildOverrides,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploySpec {
+    /// Buildspec path in the repository; defaults to `<buildspecDir>/deploy.yml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub buildspec: Option<String>,
+    #[serde(flatten)]
+    pub build: BuildOverrides,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Trigger {
+    /// A push to one of the environment's branches starts the pipeline.
+    #[default]
+    Automatic,
+    /// Only a manual start (console, API or the `branchpipeline.dev/run` annotation).
+    Manual,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    pub name: String,
+    /// Pipeline group; each group becomes one CodePipeline. Defaults to `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    pub pipeline: Option<String>,
+    /// Branch glob patterns that deploy here. Exactly one of `branches` and `promoteFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 255)))]
+    pub branches: Option<Vec<String>>,
+    /// An earlier environment of the same pipeline whose build is promoted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    pub promote_from: Option<String>,
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// A manual approval gates the deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+    /// Extra plaintext environment variables for the deploy action.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Deploy compute for this environment only; gives it its own deploy project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<BuildOverrides>,
+}
+
+impl EnvironmentSpec {
+    pub fn group(&self) -> &str {
+        self.pipeline.as_deref().unwrap_or(DEFAULT_GROUP)
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSpec {
+    /// SNS topic notified when approval is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = SNS_ARN_PATTERN))]
+    pub notification_arn: Option<String>,
+    /// Text shown to the approver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub custom_data: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineVariableSpec {
+    #[schemars(regex(pattern = VARIABLE_NAME_PATTERN))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1000))]
+    pub default_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub description: Option<String>,
+}
+
+/// CodeBuild compute types (CodeBuild API Reference, ProjectEnvironment.computeType).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ComputeType {
+    #[default]
+    #[serde(rename = "BUILD_GENERAL1_SMALL")]
+    General1Small,
+    #[serde(rename = "BUILD_GENERAL1_MEDIUM")]
+    General1Medium,
+    #[serde(rename = "BUILD_GENERAL1_LARGE")]
+    General1Large,
+    #[serde(rename = "BUILD_GENERAL1_XLARGE")]
+    General1Xlarge,
+    #[serde(rename = "BUILD_GENERAL1_2XLARGE")]
+    General1TwoXlarge,
+    #[serde(rename = "BUILD_LAMBDA_1GB")]
+    Lambda1Gb,
+    #[serde(rename = "BUILD_LAMBDA_2GB")]
+    Lambda2Gb,
+    #[serde(rename = "BUILD_LAMBDA_4GB")]
+    Lambda4Gb,
+    #[serde(rename = "BUILD_LAMBDA_8GB")]
+    Lambda8Gb,
+    #[serde(rename = "BUILD_LAMBDA_10GB")]
+    Lambda10Gb,
+}
+
+impl ComputeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::General1Small => "BUILD_GENERAL1_SMALL",
+            Self::General1Medium => "BUILD_GENERAL1_MEDIUM",
+            Self::General1Large => "BUILD_GENERAL1_LARGE",
+            Self::General1Xlarge => "BUILD_GENERAL1_XLARGE",
+            Self::General1TwoXlarge => "BUILD_GENERAL1_2XLARGE",
+            Self::Lambda1Gb => "BUILD_LAMBDA_1GB",
+            Self::Lambda2Gb => "BUILD_LAMBDA_2GB",
+            Self::Lambda4Gb => "BUILD_LAMBDA_4GB",
+            Self::Lambda8Gb => "BUILD_LAMBDA_8GB",
+            Self::Lambda10Gb => "BUILD_LAMBDA_10GB",
+        }
+    }
+
+    pub fn is_lambda(self) -> bool {
+        self.as_str().starts_with("BUILD_LAMBDA_")
+    }
+}
+
+/// CodeBuild environment types (CodeBuild API Reference, ProjectEnvironment.type).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum EnvironmentType {
+    #[default]
+    #[serde(rename = "LINUX_CONTAINER")]
+    LinuxContainer,
+    #[serde(rename = "LINUX_GPU_CONTAINER")]
+    LinuxGpuContainer,
+    #[serde(rename = "ARM_CONTAINER")]
+    ArmContainer,
+    #[serde(rename = "WINDOWS_SERVER_2019_CONTAINER")]
+    WindowsServer2019Container,
+    #[serde(rename = "WINDOWS_SERVER_2022_CONTAINER")]
+    WindowsServer2022Container,
+    #[serde(rename = "LINUX_LAMBDA_CONTAINER")]
+    LinuxLambdaContainer,
+    #[serde(rename = "ARM_LAMBDA_CONTAINER")]
+    ArmLambdaContainer,
+}
+
+impl EnvironmentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LinuxContainer => "LINUX_CONTAINER",
+            Self::LinuxGpuContainer => "LINUX_GPU_CONTAINER",
+            Self::ArmContainer => "ARM_CONTAINER",
+            Self::WindowsServer2019Container => "WINDOWS_SERVER_2019_CONTAINER",
+            Self::WindowsServer2022Container => "WINDOWS_SERVER_2022_CONTAINER",
+            Self::LinuxLambdaContainer => "LINUX_LAMBDA_CONTAINER",
+            Self::ArmLambdaContainer => "ARM_LAMBDA_CONTAINER",
+        }
+    }
+
+    pub fn is_lambda(self) -> bool {
+        matches!(self, Self::LinuxLambdaContainer | Self::ArmLambdaContainer)
+    }
+}

@@ -1,0 +1,12 @@
+//! branchpipeline-controller: compiles `BranchPipeline` resources into AWS CodePipeline V2
+//! pipelines and CodeBuild projects, and keeps AWS in line with them.
+//!
+//! The pure core (`api`, `manifest`, `validate`, `naming`, `render`) knows nothing of clients;
+//! the reconciler diffs what it renders against what AWS holds.
+
+pub mod api;
+pub mod crd;
+pub mod manifest;
+pub mod naming;
+pub mod render;
+pub mod validate;

@@ -1,0 +1,615 @@
+//! Rules the OpenAPI schema cannot express, or that some API servers do not enforce.
+//!
+//! Every problem is reported (not just the first), each naming the field path, what is wrong and
+//! how to fix it. The controller runs this before any AWS call; `render -f` runs it too.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::api::*;
+
+/// One problem with a manifest, located by its field path (`spec.environments[2].promoteFrom`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Most stages a CodePipeline pipeline may have (CodePipeline quotas).
+pub const MAX_STAGES_PER_PIPELINE: usize = 50;
+/// Most actions a stage may have (CodePipeline quotas).
+pub const MAX_ACTIONS_PER_STAGE: usize = 50;
+/// Branch and file-path filter lists hold 1–8 patterns of at most 255 characters
+/// (CodePipeline API Reference, GitBranchFilterCriteria / GitFilePathFilterCriteria).
+pub const MAX_PATTERNS: usize = 8;
+pub const MAX_PATTERN_LEN: usize = 255;
+/// Tags per resource (both services), less the three the controller sets itself.
+pub const MAX_USER_TAGS: usize = 47;
+pub const RESERVED_TAG_PREFIX: &str = "branchpipeline.dev/";
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static pattern compiles")
+}
+
+static NAME_RE: LazyLock<Regex> = LazyLock::new(|| re(NAME_PATTERN));
+static REPOSITORY_RE: LazyLock<Regex> = LazyLock::new(|| re(REPOSITORY_PATTERN));
+static CONNECTION_ARN_RE: LazyLock<Regex> = LazyLock::new(|| re(CONNECTION_ARN_PATTERN));
+static ROLE_ARN_RE: LazyLock<Regex> = LazyLock::new(|| re(ROLE_ARN_PATTERN));
+static SNS_ARN_RE: LazyLock<Regex> = LazyLock::new(|| re(SNS_ARN_PATTERN));
+static BUCKET_RE: LazyLock<Regex> = LazyLock::new(|| re(BUCKET_PATTERN));
+static VARIABLE_NAME_RE: LazyLock<Regex> = LazyLock::new(|| re(VARIABLE_NAME_PATTERN));
+static ENV_VAR_NAME_RE: LazyLock<Regex> = LazyLock::new(|| re(ENV_VAR_NAME_PATTERN));
+static IPV4_RE: LazyLock<Regex> = LazyLock::new(|| re(r"^\d+\.\d+\.\d+\.\d+$"));
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(path, message));
+    }
+}
+
+/// Validates a whole resource. An empty result means `render` can proceed.
+pub fn validate(bp: &BranchPipeline) -> Vec<FieldError> {
+    let mut errs = Errors::default();
+    metadata(bp, &mut errs);
+    spec(&bp.spec, &mut errs);
+    errs.0
+}
+
+fn metadata(bp: &BranchPipeline, errs: &mut Errors) {
+    if bp.metadata.name.as_deref().unwrap_or("").is_empty() {
+        errs.push("metadata.name", "is required; set the resource name");
+    }
+    if bp.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        errs.push(
+            "metadata.namespace",
+            "is required because it is part of every AWS name; set metadata.namespace",
+        );
+    }
+}
+
+fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
+    source(&spec.source, errs);
+    role_arn("spec.pipelineRoleArn", &spec.pipeline_role_arn, errs);
+    role_arn("spec.buildRoleArn", &spec.build_role_arn, errs);
+    bucket(&spec.artifact_bucket, errs);
+    relative_path("spec.buildspecDir", &spec.buildspec_dir, errs);
+    if spec.execution_mode == ExecutionMode::Parallel && spec.rollback_on_failure {
+        errs.push(
+            "spec.rollbackOnFailure",
+            "rollback is not supported with executionMode PARALLEL; set executionMode to QUEUED or SUPERSEDED, or remove rollbackOnFailure",
+        );
+    }
+    build_defaults(&spec.defaults, errs);
+    stages(spec, errs);
+    if let Some(deploy) = &spec.deploy {
+        if let Some(path) = &deploy.buildspec {
+            relative_path("spec.deploy.buildspec", path, errs);
+        }
+        overrides("spec.deploy", &deploy.build, &spec.defaults, errs);
+    }
+    environments(spec, errs);
+    variables(&spec.variables, errs);
+    tags(&spec.tags, errs);
+}
+
+fn source(source: &SourceSpec, errs: &mut Errors) {
+    if !CONNECTION_ARN_RE.is_match(&source.connection_arn) {
+        errs.push(
+            "spec.source.connectionArn",
+            format!(
+                "{:?} is not a connection ARN; use arn:aws:codeconnections:<region>:<account>:connection/<id>",
+                source.connection_arn
+            ),
+        );
+    }
+    if !REPOSITORY_RE.is_match(&source.repository) {
+        errs.push(
+            "spec.source.repository",
+            format!(
+                "{:?} is not owner/name; use the form acme/orders-api",
+                source.repository
+            ),
+        );
+    }
+    branch_pattern("spec.source.defaultBranch", &source.default_branch, errs);
+    if source.default_branch.contains(['*', '?']) {
+        errs.push(
+            "spec.source.defaultBranch",
+            "must be a branch name, not a pattern; remove the wildcard",
+        );
+    }
+    if let Some(filter) = &source.file_paths {
+        if filter.includes.is_empty() && filter.excludes.is_empty() {
+            errs.push(
+                "spec.source.filePaths",
+                "needs at least one include or exclude pattern; add one or remove filePaths",
+            );
+        }
+        pattern_list(
+            "spec.source.filePaths.includes",
+            &filter.includes,
+            true,
+            errs,
+        );
+        pattern_list(
+            "spec.source.filePaths.excludes",
+            &filter.excludes,
+            true,
+            errs,
+        );
+    }
+}
+
+fn role_arn(path: &str, arn: &str, errs: &mut Errors) {
+    if !ROLE_ARN_RE.is_match(arn) {
+        errs.push(
+            path,
+            format!("{arn:?} is not an IAM role ARN; use arn:aws:iam::<account>:role/<name>"),
+        );
+    }
+}
+
+/// S3 general purpose bucket naming rules (Amazon S3 User Guide, "Bucket naming rules").
+fn bucket(name: &str, errs: &mut Errors) {
+    const PATH: &str = "spec.artifactBucket";
+    let why = if !BUCKET_RE.is_match(name) {
+        Some(
+            "must be 3-63 lowercase letters, digits, dots or hyphens, starting and ending with a letter or digit",
+        )
+    } else if name.contains("..") {
+        Some("must not contain two adjacent dots")
+    } else if IPV4_RE.is_match(name) {
+        Some("must not be formatted as an IP address")
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        Some("must not start with a prefix S3 reserves (xn--, sthree-, amzn-s3-demo-)")
+    } else if ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
+        Some(
+            "must not end with a suffix S3 reserves (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)",
+        )
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        errs.push(
+            PATH,
+            format!("{name:?} is not a valid S3 bucket name: it {why}"),
+        );
+    }
+}
+
+/// Buildspec paths are read from the source artifact, so they must stay inside it.
+fn relative_path(path: &str, value: &str, errs: &mut Errors) {
+    if value.is_empty() {
+        errs.push(
+            path,
+            "must not be empty; give a path relative to the repository root",
+        );
+    } else if value.starts_with('/') || value.contains('\\') {
+        errs.push(
+            path,
+            format!("{value:?} must be relative to the repository root with / separators, e.g. cicd/buildspecs"),
+        );
+    } else if value.split('/').any(|part| part == "..") {
+        errs.push(
+            path,
+            format!("{value:?} must not contain '..'; point inside the repository"),
+        );
+    }
+}
+
+fn dns_label(path: &str, what: &str, name: &str, errs: &mut Errors) {
+    if name.len() > 40 || !NAME_RE.is_match(name) {
+        errs.push(
+            path,
+            format!(
+                "{what} {name:?} must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit"
+            ),
+        );
+    }
+}
+
+/// Branch patterns use CodePipeline's glob syntax; this controller supports `*`, `**` and `?`,
+/// which it can also translate into the Java regex that stage conditions evaluate.
+fn branch_pattern(path: &str, pattern: &str, errs: &mut Errors) {
+    if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
+        errs.push(path, format!("must be 1-{MAX_PATTERN_LEN} characters long"));
+    } else if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errs.push(path, format!("{pattern:?} must not contain whitespace"));
+    } else if pattern.contains(['[', ']', '{', '}', '!', '\\']) {
+        errs.push(
+            path,
+            format!(
+                "{pattern:?} uses an unsupported glob; only *, ** and ? wildcards are supported"
+            ),
+        );
+    }
+}
+
+fn pattern_list(path: &str, patterns: &[String], allow_empty: bool, errs: &mut Errors) {
+    if (!allow_empty && patterns.is_empty()) || patterns.len() > MAX_PATTERNS {
+        errs.push(
+            path,
+            format!(
+                "has {} patterns; a filter list takes 1-{MAX_PATTERNS}, so merge patterns with wildcards",
+                patterns.len()
+            ),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in patterns.iter().enumerate() {
+        branch_pattern(&format!("{path}[{i}]"), p, errs);
+        if !seen.insert(p) {
+            errs.push(
+                format!("{path}[{i}]"),
+                format!("{p:?} is listed twice; remove the duplicate"),
+            );
+        }
+    }
+}
+
+fn timeout(path: &str, minutes: u32, errs: &mut Errors) {
+    if !(MIN_TIMEOUT_MINUTES..=MAX_TIMEOUT_MINUTES).contains(&minutes) {
+        errs.push(
+            path,
+            format!("{minutes} is out of range; CodeBuild takes {MIN_TIMEOUT_MINUTES}-{MAX_TIMEOUT_MINUTES} minutes"),
+        );
+    }
+}
+
+fn build_defaults(defaults: &BuildDefaults, errs: &mut Errors) {
+    timeout(
+        "spec.defaults.timeoutMinutes",
+        defaults.timeout_minutes,
+        errs,
+    );
+    if defaults.image.trim().is_empty() {
+        errs.push(
+            "spec.defaults.image",
+            "must not be empty; name a CodeBuild image",
+        );
+    }
+    compute_fits(
+        "spec.defaults",
+        "spec.defaults",
+        defaults.compute_type,
+        defaults.environment_type,
+        defaults.privileged,
+        errs,
+    );
+}
+
+/// Lambda compute only runs on Lambda environment types, and the reverse; Lambda builds cannot
+/// run Docker, so no privileged mode (CodeBuild User Guide, "Build environment compute modes").
+fn compute_fits(
+    base: &str,
+    set_at: &str,
+    compute: ComputeType,
+    env: EnvironmentType,
+    privileged: bool,
+    errs: &mut Errors,
+) {
+    if compute.is_lambda() && !env.is_lambda() {
+        errs.push(
+            format!("{set_at}.computeType"),
+            format!(
+                "{} needs environmentType LINUX_LAMBDA_CONTAINER or ARM_LAMBDA_CONTAINER, but {base} uses {}; set {base}.environmentType or pick a BUILD_GENERAL1 compute type",
+                compute.as_str(),
+                env.as_str()
+            ),
+        );
+    } else if env.is_lambda() && !compute.is_lambda() {
+        errs.push(
+            format!("{set_at}.environmentType"),
+            format!(
+                "{} needs a BUILD_LAMBDA_* compute type, but {base} uses {}; set {base}.computeType",
+                env.as_str(),
+                compute.as_str()
+            ),
+        );
+    }
+    if privileged && (compute.is_lambda() || env.is_lambda()) {
+        errs.push(
+            format!("{set_at}.privileged"),
+            "Lambda compute cannot run privileged (Docker) builds; remove privileged or use BUILD_GENERAL1 compute",
+        );
+    }
+}
+
+/// Checks a stage's (or deploy's) overrides on top of the defaults it inherits.
+fn overrides(base: &str, o: &BuildOverrides, defaults: &BuildDefaults, errs: &mut Errors) {
+    if let Some(minutes) = o.timeout_minutes {
+        timeout(&format!("{base}.timeoutMinutes"), minutes, errs);
+    }
+    if o.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        errs.push(
+            format!("{base}.image"),
+            "must not be empty; name a CodeBuild image or omit it",
+        );
+    }
+    // Report at the field the stage set, so the fix lands where the conflict was introduced;
+    // a conflict purely within the defaults is reported once, at spec.defaults.
+    if o.compute_type.is_none() && o.environment_type.is_none() && o.privileged.is_none() {
+        return;
+    }
+    let compute = o.compute_type.unwrap_or(defaults.compute_type);
+    let env = o.environment_type.unwrap_or(defaults.environment_type);
+    let privileged = o.privileged.unwrap_or(defaults.privileged);
+    compute_fits(base, base, compute, env, privileged, errs);
+}
+
+fn stages(spec: &BranchPipelineSpec, errs: &mut Errors) {
+    if spec.stages.is_empty() {
+        errs.push(
+            "spec.stages",
+            "needs at least one build stage, e.g. - name: build",
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, stage) in spec.stages.iter().enumerate() {
+        let base = format!("spec.stages[{i}]");
+        dns_label(&format!("{base}.name"), "stage name", &stage.name, errs);
+        if let Some(first) = seen.insert(&stage.name, i) {
+            errs.push(
+                format!("{base}.name"),
+                format!("stage {:?} is already defined at spec.stages[{first}]; stage names must be unique", stage.name),
+            );
+        }
+        // `deploy` and `deploy-*` name the deploy projects and environment stages.
+        if stage.name == "deploy" || stage.name.starts_with("deploy-") || stage.name == "source" {
+            errs.push(
+                format!("{base}.name"),
+                format!(
+                    "{:?} is reserved for the source and deploy stages; rename the build stage",
+                    stage.name
+                ),
+            );
+        }
+        if let Some(path) = &stage.buildspec {
+            relative_path(&format!("{base}.buildspec"), path, errs);
+        }
+        overrides(&base, &stage.build, &spec.defaults, errs);
+    }
+}
+
+fn environments(spec: &BranchPipelineSpec, errs: &mut Errors) {
+    let envs = &spec.environments;
+    if envs.is_empty() {
+        errs.push(
+            "spec.environments",
+            "needs at least one environment, e.g. - name: dev, branches: [main]",
+        );
+    }
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, env) in envs.iter().enumerate() {
+        let base = format!("spec.environments[{i}]");
+        dns_label(&format!("{base}.name"), "environment name", &env.name, errs);
+        if let Some(first) = index.get(env.name.as_str()) {
+            errs.push(
+                format!("{base}.name"),
+                format!("environment {:?} is already defined at spec.environments[{first}]; environment names must be unique", env.name),
+            );
+        } else {
+            index.insert(&env.name, i);
+        }
+        if let Some(group) = &env.pipeline {
+            dns_label(&format!("{base}.pipeline"), "pipeline group", group, errs);
+        }
+        match (&env.branches, &env.promote_from) {
+            (Some(_), Some(_)) => errs.push(
+                base.clone(),
+                "sets both branches and promoteFrom; an environment is fed either by branches or by promotion, so keep one",
+            ),
+            (None, None) => errs.push(
+                base.clone(),
+                "needs branches (the branches that deploy here) or promoteFrom (an earlier environment to promote from)",
+            ),
+            (Some(branches), None) => pattern_list(&format!("{base}.branches"), branches, false, errs),
+            (None, Some(from)) => promote_from(spec, i, from, &index, errs),
+        }
+        if env.promote_from.is_some() && env.trigger == Trigger::Manual {
+            errs.push(
+                format!("{base}.trigger"),
+                "has no effect on a promoted environment, which follows its source; remove trigger or use approval to gate it",
+            );
+        }
+        if let Some(approval) = &env.approval {
+            if let Some(arn) = &approval.notification_arn
+                && !SNS_ARN_RE.is_match(arn)
+            {
+                errs.push(
+                    format!("{base}.approval.notificationArn"),
+                    format!("{arn:?} is not an SNS topic ARN; use arn:aws:sns:<region>:<account>:<topic>"),
+                );
+            }
+            if approval
+                .custom_data
+                .as_ref()
+                .is_some_and(|d| d.is_empty() || d.len() > 1000)
+            {
+                errs.push(
+                    format!("{base}.approval.customData"),
+                    "must be 1-1000 characters long",
+                );
+            }
+        }
+        for key in env.variables.keys() {
+            if !ENV_VAR_NAME_RE.is_match(key) {
+                errs.push(
+                    format!("{base}.variables.{key}"),
+                    "is not a valid environment variable name; use letters, digits and _, not starting with a digit",
+                );
+            } else if key == "DEPLOY_ENV" || key.starts_with("CODEBUILD_") {
+                errs.push(
+                    format!("{base}.variables.{key}"),
+                    "is set by the controller or CodeBuild; choose another name",
+                );
+            }
+        }
+        if let Some(deploy) = &env.deploy {
+            let defaults = effective_deploy_defaults(spec);
+            overrides(&format!("{base}.deploy"), deploy, &defaults, errs);
+        }
+    }
+    group_sizes(spec, errs);
+}
+
+/// The deploy project's settings, which an environment's own deploy overrides build on.
+pub fn effective_deploy_defaults(spec: &BranchPipelineSpec) -> BuildDefaults {
+    let o = spec
+        .deploy
+        .as_ref()
+        .map(|d| d.build.clone())
+        .unwrap_or_default();
+    apply_overrides(&spec.defaults, &o)
+}
+
+pub fn apply_overrides(defaults: &BuildDefaults, o: &BuildOverrides) -> BuildDefaults {
+    BuildDefaults {
+        image: o.image.clone().unwrap_or_else(|| defaults.image.clone()),
+        compute_type: o.compute_type.unwrap_or(defaults.compute_type),
+        environment_type: o.environment_type.unwrap_or(defaults.environment_type),
+        privileged: o.privileged.unwrap_or(defaults.privileged),
+        timeout_minutes: o.timeout_minutes.unwrap_or(defaults.timeout_minutes),
+    }
+}
+
+fn promote_from(
+    spec: &BranchPipelineSpec,
+    i: usize,
+    from: &str,
+    earlier: &HashMap<&str, usize>,
+    errs: &mut Errors,
+) {
+    let path = format!("spec.environments[{i}].promoteFrom");
+    let env = &spec.environments[i];
+    match earlier.get(from) {
+        None => {
+            let later = spec.environments[i..].iter().any(|e| e.name == from);
+            let hint = if later {
+                "it is defined later; move it before this environment"
+            } else {
+                "no environment has that name; name an earlier environment"
+            };
+            errs.push(path, format!("{from:?} is not an earlier environment: {hint}"));
+        }
+        Some(&j) if spec.environments[j].group() != env.group() => errs.push(
+            path,
+            format!(
+                "{from:?} is in pipeline {:?} but this environment is in {:?}; promotion stays within one pipeline, so set the same pipeline on both",
+                spec.environments[j].group(),
+                env.group()
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
+fn group_sizes(spec: &BranchPipelineSpec, errs: &mut Errors) {
+    let mut per_group: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, env) in spec.environments.iter().enumerate() {
+        let count = per_group.entry(env.group()).or_default();
+        *count += 1;
+        // Source stage + build stages + one stage per environment.
+        let stages = 1 + spec.stages.len() + *count;
+        if stages == MAX_STAGES_PER_PIPELINE + 1 {
+            errs.push(
+                format!("spec.environments[{i}]"),
+                format!(
+                    "pipeline {:?} would have more than {MAX_STAGES_PER_PIPELINE} stages (source, {} build stages and its environments); move environments to another pipeline group",
+                    env.group(),
+                    spec.stages.len()
+                ),
+            );
+        }
+    }
+    // Each stage holds at most an approval and a deploy action, far below the quota; keep the
+    // check so a future multi-action stage cannot silently break it.
+    debug_assert!(2 <= MAX_ACTIONS_PER_STAGE);
+}
+
+fn variables(vars: &[PipelineVariableSpec], errs: &mut Errors) {
+    let mut seen = BTreeSet::new();
+    for (i, var) in vars.iter().enumerate() {
+        let path = format!("spec.variables[{i}].name");
+        if !VARIABLE_NAME_RE.is_match(&var.name) {
+            errs.push(
+                &path,
+                format!(
+                    "{:?} must be 1-128 characters of letters, digits, @, _ or -",
+                    var.name
+                ),
+            );
+        }
+        if !seen.insert(&var.name) {
+            errs.push(
+                &path,
+                format!(
+                    "variable {:?} is defined twice; names must be unique",
+                    var.name
+                ),
+            );
+        }
+        if var
+            .default_value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > 1000)
+        {
+            errs.push(
+                format!("spec.variables[{i}].defaultValue"),
+                "must be 1-1000 characters long",
+            );
+        }
+    }
+}
+
+fn tags(tags: &BTreeMap<String, String>, errs: &mut Errors) {
+    if tags.len() > MAX_USER_TAGS {
+        errs.push(
+            "spec.tags",
+            format!("has {} tags; AWS allows 50 per resource and the controller uses 3, so keep at most {MAX_USER_TAGS}", tags.len()),
+        );
+    }
+    for (key, value) in tags {
+        let path = format!("spec.tags.{key}");
+        if key.is_empty() || key.len() > 127 {
+            errs.push(&path, "tag keys must be 1-127 characters long");
+        } else if key.to_ascii_lowercase().starts_with("aws:") {
+            errs.push(&path, "the aws: prefix is reserved by AWS; rename the tag");
+        } else if key.starts_with(RESERVED_TAG_PREFIX) {
+            errs.push(
+                &path,
+                "the branchpipeline.dev/ prefix is reserved for ownership tags; rename the tag",
+            );
+        }
+        if value.len() > 255 {
+            errs.push(&path, "tag values must be at most 255 characters long");
+        }
+    }
+}
