@@ -5,6 +5,7 @@
 //! the reconciler diffs what it renders against what AWS holds.
 
 pub mod api;
+pub mod aws;
 pub mod crd;
 pub mod manifest;
 pub mod naming;

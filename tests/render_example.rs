@@ -1,0 +1,215 @@
+//! The example from the README renders exactly as documented, byte for byte.
+
+use std::path::Path;
+use std::process::Command;
+
+use branchpipeline::manifest;
+use branchpipeline::render::{self, DesiredState};
+
+const EXAMPLE: &str = include_str!("../examples/orders-api.yaml");
+const GOLDEN: &str = "tests/golden/orders-api.render.json";
+
+fn rendered() -> DesiredState {
+    let bp = manifest::parse_documents(EXAMPLE).remove(0).result.expect("example parses");
+    render::render(&bp).expect("example is valid")
+}
+
+/// `BLESS=1 cargo test --test render_example` rewrites the golden file after a deliberate change.
+#[test]
+fn golden_json() {
+    let json = serde_json::to_string_pretty(&rendered()).unwrap() + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, &json).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).expect("golden file exists");
+    pretty_assertions::assert_eq!(golden, json, "rendered JSON drifted from {GOLDEN}; BLESS=1 to accept");
+}
+
+#[test]
+fn cli_render_prints_the_golden_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_branchpipeline-controller"))
+        .args(["render", "-f", "examples/orders-api.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let golden = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN)).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
+}
+
+#[test]
+fn two_pipelines_replace_seven() {
+    let state = rendered();
+    let names: Vec<_> = state.pipelines.iter().map(|p| p.pipeline.name.as_str()).collect();
+    assert_eq!(names, ["team-orders-orders-api", "team-orders-orders-api-production"]);
+    for p in &state.pipelines {
+        assert_eq!(p.pipeline.pipeline_type, "V2");
+        assert_eq!(p.pipeline.execution_mode, "QUEUED");
+        assert_eq!(p.pipeline.role_arn, "arn:aws:iam::111122223333:role/orders-codepipeline");
+        assert_eq!(p.pipeline.artifact_store.location, "acme-cicd-artifacts");
+        assert_eq!(p.pipeline.artifact_store.type_, "S3");
+    }
+    assert_eq!(state.pipelines[0].environments, ["dev", "qa", "stage", "perf"]);
+    assert_eq!(state.pipelines[1].environments, ["prod"]);
+}
+
+#[test]
+fn triggers_include_only_automatic_branches() {
+    let state = rendered();
+    let includes = |i: usize| {
+        let t = &state.pipelines[i].pipeline.triggers;
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].provider_type, "CodeStarSourceConnection");
+        assert_eq!(t[0].git_configuration.source_action_name, "Source");
+        t[0].git_configuration.push[0].branches.clone().unwrap().includes
+    };
+    // qa is manual: feature/* must not start the pipeline.
+    assert_eq!(includes(0), ["develop", "release/*"]);
+    assert_eq!(includes(1), ["main"]);
+}
+
+#[test]
+fn source_stage_and_stage_layout() {
+    let state = rendered();
+    let main = &state.pipelines[0].pipeline;
+    let stages: Vec<_> = main.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        stages,
+        ["Source", "lint", "test", "build", "deploy-dev", "deploy-qa", "deploy-stage", "deploy-perf"]
+    );
+    let source = &main.stages[0].actions[0];
+    assert_eq!(source.action_type_id.provider, "CodeStarSourceConnection");
+    assert_eq!(source.configuration["FullRepositoryId"], "acme/orders-api");
+    assert_eq!(source.configuration["BranchName"], "develop");
+    assert_eq!(source.namespace.as_deref(), Some("SourceVariables"));
+    assert_eq!(source.output_artifacts[0].name, "SourceOutput");
+    // The production pipeline never deploys develop, so a manual start there builds main.
+    assert_eq!(state.pipelines[1].pipeline.stages[0].actions[0].configuration["BranchName"], "main");
+    // Build once: the last build stage's artifact feeds every deploy.
+    assert_eq!(main.stages[3].actions[0].output_artifacts[0].name, "BuildOutput");
+    for stage in &main.stages[4..] {
+        let deploy = stage.actions.last().unwrap();
+        let inputs: Vec<_> = deploy.input_artifacts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(inputs, ["SourceOutput", "BuildOutput"]);
+        assert_eq!(deploy.configuration["PrimarySource"], "SourceOutput");
+        assert_eq!(deploy.configuration["ProjectName"], "team-orders-orders-api-deploy");
+    }
+}
+
+#[test]
+fn stage_conditions_guard_environments_by_branch() {
+    let state = rendered();
+    let main = &state.pipelines[0].pipeline;
+    let rule = |stage: &str| {
+        let s = main.stages.iter().find(|s| s.name == stage).unwrap();
+        let c = &s.before_entry.as_ref().expect("condition").conditions[0];
+        assert_eq!(c.result, "SKIP");
+        let r = &c.rules[0];
+        assert_eq!(r.rule_type_id.provider, "VariableCheck");
+        assert_eq!(r.configuration["Variable"], "#{SourceVariables.BranchName}");
+        (r.configuration["Operator"].clone(), r.configuration["Value"].clone())
+    };
+    assert_eq!(rule("deploy-dev"), ("EQ".into(), "develop".into()));
+    assert_eq!(rule("deploy-qa"), ("MATCHES".into(), "^(?:feature/[^/]*)$".into()));
+    assert_eq!(rule("deploy-stage"), ("MATCHES".into(), "^(?:release/[^/]*)$".into()));
+    // perf is promoted from stage, so it runs for stage's branches.
+    assert_eq!(rule("deploy-perf"), rule("deploy-stage"));
+    // prod takes every branch that can start its pipeline: no condition.
+    assert!(state.pipelines[1].pipeline.stages.last().unwrap().before_entry.is_none());
+}
+
+#[test]
+fn approvals_come_before_deploys() {
+    let state = rendered();
+    let perf = state.pipelines[0].pipeline.stages.last().unwrap();
+    assert_eq!(perf.actions.len(), 2);
+    assert_eq!((perf.actions[0].name.as_str(), perf.actions[0].run_order), ("approve", 1));
+    assert_eq!(perf.actions[0].action_type_id.category, "Approval");
+    assert!(perf.actions[0].configuration.is_empty());
+    assert_eq!(perf.actions[1].run_order, 2);
+    let prod = state.pipelines[1].pipeline.stages.last().unwrap();
+    assert_eq!(
+        prod.actions[0].configuration["NotificationArn"],
+        "arn:aws:sns:us-east-1:111122223333:prod-approvals"
+    );
+    assert_eq!(
+        prod.actions[1].configuration["EnvironmentVariables"],
+        r#"[{"name":"DEPLOY_ENV","type":"PLAINTEXT","value":"prod"}]"#
+    );
+    let dev = &state.pipelines[0].pipeline.stages[4];
+    assert_eq!(dev.actions.len(), 1);
+    assert_eq!(dev.actions[0].run_order, 1);
+}
+
+#[test]
+fn projects_have_per_stage_compute_and_tags() {
+    let state = rendered();
+    let names: Vec<_> = state.projects.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "team-orders-orders-api-lint",
+            "team-orders-orders-api-test",
+            "team-orders-orders-api-build",
+            "team-orders-orders-api-deploy",
+            "team-orders-orders-api-production-lint",
+            "team-orders-orders-api-production-test",
+            "team-orders-orders-api-production-build",
+            "team-orders-orders-api-production-deploy",
+        ]
+    );
+    let by_name = |n: &str| state.projects.iter().find(|p| p.name == n).unwrap();
+    let lint = by_name("team-orders-orders-api-lint");
+    assert_eq!(lint.environment.compute_type, "BUILD_GENERAL1_SMALL");
+    assert_eq!(lint.source.buildspec, "cicd/buildspecs/lint.yml");
+    assert_eq!(lint.source.type_, "CODEPIPELINE");
+    assert_eq!(lint.artifacts.type_, "CODEPIPELINE");
+    assert_eq!(lint.environment.type_, "LINUX_CONTAINER");
+    assert_eq!(lint.timeout_in_minutes, 30);
+    assert_eq!(lint.service_role, "arn:aws:iam::111122223333:role/orders-codebuild");
+    assert_eq!(by_name("team-orders-orders-api-test").environment.compute_type, "BUILD_GENERAL1_MEDIUM");
+    let build = by_name("team-orders-orders-api-build");
+    assert_eq!(build.environment.compute_type, "BUILD_GENERAL1_LARGE");
+    assert!(build.environment.privileged_mode);
+    assert_eq!(by_name("team-orders-orders-api-deploy").source.buildspec, "cicd/buildspecs/deploy.yml");
+    let tags: Vec<_> = lint.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+    assert_eq!(
+        tags,
+        [
+            ("branchpipeline.dev/managed-by", "branchpipeline-controller"),
+            ("branchpipeline.dev/name", "orders-api"),
+            ("branchpipeline.dev/namespace", "team-orders"),
+            ("team", "orders"),
+        ]
+    );
+    assert_eq!(state.pipelines[0].tags, lint.tags);
+}
+
+#[test]
+fn manual_only_group_has_no_trigger_and_no_change_detection() {
+    let text = EXAMPLE.replace("      branches: [main]\n", "      branches: [main]\n      trigger: manual\n");
+    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+    let state = render::render(&bp).unwrap();
+    let prod = &state.pipelines[1].pipeline;
+    assert!(prod.triggers.is_empty());
+    assert_eq!(prod.stages[0].actions[0].configuration["DetectChanges"], "false");
+    assert_eq!(state.pipelines[0].pipeline.stages[0].actions[0].configuration["DetectChanges"], "true");
+}
+
+#[test]
+fn environment_deploy_override_gets_its_own_project() {
+    let text = EXAMPLE.replace(
+        "      pipeline: production\n",
+        "      pipeline: production\n      deploy: {computeType: BUILD_GENERAL1_XLARGE}\n",
+    );
+    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+    let state = render::render(&bp).unwrap();
+    let prod_projects = &state.pipelines[1].projects;
+    assert!(prod_projects.contains(&"team-orders-orders-api-production-deploy-prod".to_string()));
+    // No environment of that pipeline uses the shared deploy project any more.
+    assert!(!prod_projects.contains(&"team-orders-orders-api-production-deploy".to_string()));
+    let p = state.projects.iter().find(|p| p.name.ends_with("deploy-prod")).unwrap();
+    assert_eq!(p.environment.compute_type, "BUILD_GENERAL1_XLARGE");
+    assert_eq!(p.source.buildspec, "cicd/buildspecs/deploy.yml");
+}
