@@ -57,6 +57,8 @@ static SNS_ARN_RE: LazyLock<Regex> = LazyLock::new(|| re(SNS_ARN_PATTERN));
 static BUCKET_RE: LazyLock<Regex> = LazyLock::new(|| re(BUCKET_PATTERN));
 static VARIABLE_NAME_RE: LazyLock<Regex> = LazyLock::new(|| re(VARIABLE_NAME_PATTERN));
 static ENV_VAR_NAME_RE: LazyLock<Regex> = LazyLock::new(|| re(ENV_VAR_NAME_PATTERN));
+static DNS_SUBDOMAIN_RE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"));
 static IPV4_RE: LazyLock<Regex> = LazyLock::new(|| re(r"^\d+\.\d+\.\d+\.\d+$"));
 
 #[derive(Default)]
@@ -76,15 +78,26 @@ pub fn validate(bp: &BranchPipeline) -> Vec<FieldError> {
     errs.0
 }
 
+/// The API server enforces these for stored objects; `render -f` reads files it never saw.
 fn metadata(bp: &BranchPipeline, errs: &mut Errors) {
-    if bp.metadata.name.as_deref().unwrap_or("").is_empty() {
-        errs.push("metadata.name", "is required; set the resource name");
+    match bp.metadata.name.as_deref() {
+        None | Some("") => errs.push("metadata.name", "is required; set the resource name"),
+        Some(name) if name.len() > 253 || !DNS_SUBDOMAIN_RE.is_match(name) => errs.push(
+            "metadata.name",
+            format!("{name:?} is not a valid Kubernetes name; use lowercase letters, digits, '-' and '.'"),
+        ),
+        Some(_) => {}
     }
-    if bp.metadata.namespace.as_deref().unwrap_or("").is_empty() {
-        errs.push(
+    match bp.metadata.namespace.as_deref() {
+        None | Some("") => errs.push(
             "metadata.namespace",
             "is required because it is part of every AWS name; set metadata.namespace",
-        );
+        ),
+        Some(ns) if ns.len() > 63 || !NAME_RE.is_match(ns) => errs.push(
+            "metadata.namespace",
+            format!("{ns:?} is not a valid namespace name; use lowercase letters, digits and '-'"),
+        ),
+        Some(_) => {}
     }
 }
 
@@ -106,7 +119,7 @@ fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
         if let Some(path) = &deploy.buildspec {
             relative_path("spec.deploy.buildspec", path, errs);
         }
-        overrides("spec.deploy", &deploy.build, &spec.defaults, errs);
+        overrides("spec.deploy", &deploy.overrides(), &spec.defaults, errs);
     }
     environments(spec, errs);
     variables(&spec.variables, errs);
@@ -394,7 +407,7 @@ fn stages(spec: &BranchPipelineSpec, errs: &mut Errors) {
         if let Some(path) = &stage.buildspec {
             relative_path(&format!("{base}.buildspec"), path, errs);
         }
-        overrides(&base, &stage.build, &spec.defaults, errs);
+        overrides(&base, &stage.overrides(), &spec.defaults, errs);
     }
 }
 
@@ -485,7 +498,7 @@ pub fn effective_deploy_defaults(spec: &BranchPipelineSpec) -> BuildDefaults {
     let o = spec
         .deploy
         .as_ref()
-        .map(|d| d.build.clone())
+        .map(DeploySpec::overrides)
         .unwrap_or_default();
     apply_overrides(&spec.defaults, &o)
 }

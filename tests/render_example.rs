@@ -10,7 +10,10 @@ const EXAMPLE: &str = include_str!("../examples/orders-api.yaml");
 const GOLDEN: &str = "tests/golden/orders-api.render.json";
 
 fn rendered() -> DesiredState {
-    let bp = manifest::parse_documents(EXAMPLE).remove(0).result.expect("example parses");
+    let bp = manifest::parse_documents(EXAMPLE)
+        .remove(0)
+        .result
+        .expect("example parses");
     render::render(&bp).expect("example is valid")
 }
 
@@ -23,7 +26,11 @@ fn golden_json() {
         std::fs::write(&path, &json).unwrap();
     }
     let golden = std::fs::read_to_string(&path).expect("golden file exists");
-    pretty_assertions::assert_eq!(golden, json, "rendered JSON drifted from {GOLDEN}; BLESS=1 to accept");
+    pretty_assertions::assert_eq!(
+        golden,
+        json,
+        "rendered JSON drifted from {GOLDEN}; BLESS=1 to accept"
+    );
 }
 
 #[test]
@@ -33,24 +40,45 @@ fn cli_render_prints_the_golden_json() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let golden = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN)).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let golden =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN)).unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
 }
 
 #[test]
 fn two_pipelines_replace_seven() {
     let state = rendered();
-    let names: Vec<_> = state.pipelines.iter().map(|p| p.pipeline.name.as_str()).collect();
-    assert_eq!(names, ["team-orders-orders-api", "team-orders-orders-api-production"]);
+    let names: Vec<_> = state
+        .pipelines
+        .iter()
+        .map(|p| p.pipeline.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "team-orders-orders-api",
+            "team-orders-orders-api-production"
+        ]
+    );
     for p in &state.pipelines {
         assert_eq!(p.pipeline.pipeline_type, "V2");
         assert_eq!(p.pipeline.execution_mode, "QUEUED");
-        assert_eq!(p.pipeline.role_arn, "arn:aws:iam::111122223333:role/orders-codepipeline");
+        assert_eq!(
+            p.pipeline.role_arn,
+            "arn:aws:iam::111122223333:role/orders-codepipeline"
+        );
         assert_eq!(p.pipeline.artifact_store.location, "acme-cicd-artifacts");
         assert_eq!(p.pipeline.artifact_store.type_, "S3");
     }
-    assert_eq!(state.pipelines[0].environments, ["dev", "qa", "stage", "perf"]);
+    assert_eq!(
+        state.pipelines[0].environments,
+        ["dev", "qa", "stage", "perf"]
+    );
     assert_eq!(state.pipelines[1].environments, ["prod"]);
 }
 
@@ -62,7 +90,11 @@ fn triggers_include_only_automatic_branches() {
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].provider_type, "CodeStarSourceConnection");
         assert_eq!(t[0].git_configuration.source_action_name, "Source");
-        t[0].git_configuration.push[0].branches.clone().unwrap().includes
+        t[0].git_configuration.push[0]
+            .branches
+            .clone()
+            .unwrap()
+            .includes
     };
     // qa is manual: feature/* must not start the pipeline.
     assert_eq!(includes(0), ["develop", "release/*"]);
@@ -76,7 +108,16 @@ fn source_stage_and_stage_layout() {
     let stages: Vec<_> = main.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         stages,
-        ["Source", "lint", "test", "build", "deploy-dev", "deploy-qa", "deploy-stage", "deploy-perf"]
+        [
+            "Source",
+            "lint",
+            "test",
+            "build",
+            "deploy-dev",
+            "deploy-qa",
+            "deploy-stage",
+            "deploy-perf"
+        ]
     );
     let source = &main.stages[0].actions[0];
     assert_eq!(source.action_type_id.provider, "CodeStarSourceConnection");
@@ -85,15 +126,28 @@ fn source_stage_and_stage_layout() {
     assert_eq!(source.namespace.as_deref(), Some("SourceVariables"));
     assert_eq!(source.output_artifacts[0].name, "SourceOutput");
     // The production pipeline never deploys develop, so a manual start there builds main.
-    assert_eq!(state.pipelines[1].pipeline.stages[0].actions[0].configuration["BranchName"], "main");
+    assert_eq!(
+        state.pipelines[1].pipeline.stages[0].actions[0].configuration["BranchName"],
+        "main"
+    );
     // Build once: the last build stage's artifact feeds every deploy.
-    assert_eq!(main.stages[3].actions[0].output_artifacts[0].name, "BuildOutput");
+    assert_eq!(
+        main.stages[3].actions[0].output_artifacts[0].name,
+        "BuildOutput"
+    );
     for stage in &main.stages[4..] {
         let deploy = stage.actions.last().unwrap();
-        let inputs: Vec<_> = deploy.input_artifacts.iter().map(|a| a.name.as_str()).collect();
+        let inputs: Vec<_> = deploy
+            .input_artifacts
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
         assert_eq!(inputs, ["SourceOutput", "BuildOutput"]);
         assert_eq!(deploy.configuration["PrimarySource"], "SourceOutput");
-        assert_eq!(deploy.configuration["ProjectName"], "team-orders-orders-api-deploy");
+        assert_eq!(
+            deploy.configuration["ProjectName"],
+            "team-orders-orders-api-deploy"
+        );
     }
 }
 
@@ -108,15 +162,32 @@ fn stage_conditions_guard_environments_by_branch() {
         let r = &c.rules[0];
         assert_eq!(r.rule_type_id.provider, "VariableCheck");
         assert_eq!(r.configuration["Variable"], "#{SourceVariables.BranchName}");
-        (r.configuration["Operator"].clone(), r.configuration["Value"].clone())
+        (
+            r.configuration["Operator"].clone(),
+            r.configuration["Value"].clone(),
+        )
     };
     assert_eq!(rule("deploy-dev"), ("EQ".into(), "develop".into()));
-    assert_eq!(rule("deploy-qa"), ("MATCHES".into(), "^(?:feature/[^/]*)$".into()));
-    assert_eq!(rule("deploy-stage"), ("MATCHES".into(), "^(?:release/[^/]*)$".into()));
+    assert_eq!(
+        rule("deploy-qa"),
+        ("MATCHES".into(), "^(?:feature/[^/]*)$".into())
+    );
+    assert_eq!(
+        rule("deploy-stage"),
+        ("MATCHES".into(), "^(?:release/[^/]*)$".into())
+    );
     // perf is promoted from stage, so it runs for stage's branches.
     assert_eq!(rule("deploy-perf"), rule("deploy-stage"));
     // prod takes every branch that can start its pipeline: no condition.
-    assert!(state.pipelines[1].pipeline.stages.last().unwrap().before_entry.is_none());
+    assert!(
+        state.pipelines[1]
+            .pipeline
+            .stages
+            .last()
+            .unwrap()
+            .before_entry
+            .is_none()
+    );
 }
 
 #[test]
@@ -124,7 +195,10 @@ fn approvals_come_before_deploys() {
     let state = rendered();
     let perf = state.pipelines[0].pipeline.stages.last().unwrap();
     assert_eq!(perf.actions.len(), 2);
-    assert_eq!((perf.actions[0].name.as_str(), perf.actions[0].run_order), ("approve", 1));
+    assert_eq!(
+        (perf.actions[0].name.as_str(), perf.actions[0].run_order),
+        ("approve", 1)
+    );
     assert_eq!(perf.actions[0].action_type_id.category, "Approval");
     assert!(perf.actions[0].configuration.is_empty());
     assert_eq!(perf.actions[1].run_order, 2);
@@ -167,13 +241,28 @@ fn projects_have_per_stage_compute_and_tags() {
     assert_eq!(lint.artifacts.type_, "CODEPIPELINE");
     assert_eq!(lint.environment.type_, "LINUX_CONTAINER");
     assert_eq!(lint.timeout_in_minutes, 30);
-    assert_eq!(lint.service_role, "arn:aws:iam::111122223333:role/orders-codebuild");
-    assert_eq!(by_name("team-orders-orders-api-test").environment.compute_type, "BUILD_GENERAL1_MEDIUM");
+    assert_eq!(
+        lint.service_role,
+        "arn:aws:iam::111122223333:role/orders-codebuild"
+    );
+    assert_eq!(
+        by_name("team-orders-orders-api-test")
+            .environment
+            .compute_type,
+        "BUILD_GENERAL1_MEDIUM"
+    );
     let build = by_name("team-orders-orders-api-build");
     assert_eq!(build.environment.compute_type, "BUILD_GENERAL1_LARGE");
     assert!(build.environment.privileged_mode);
-    assert_eq!(by_name("team-orders-orders-api-deploy").source.buildspec, "cicd/buildspecs/deploy.yml");
-    let tags: Vec<_> = lint.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect();
+    assert_eq!(
+        by_name("team-orders-orders-api-deploy").source.buildspec,
+        "cicd/buildspecs/deploy.yml"
+    );
+    let tags: Vec<_> = lint
+        .tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
     assert_eq!(
         tags,
         [
@@ -188,13 +277,22 @@ fn projects_have_per_stage_compute_and_tags() {
 
 #[test]
 fn manual_only_group_has_no_trigger_and_no_change_detection() {
-    let text = EXAMPLE.replace("      branches: [main]\n", "      branches: [main]\n      trigger: manual\n");
+    let text = EXAMPLE.replace(
+        "      branches: [main]\n",
+        "      branches: [main]\n      trigger: manual\n",
+    );
     let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
     let state = render::render(&bp).unwrap();
     let prod = &state.pipelines[1].pipeline;
     assert!(prod.triggers.is_empty());
-    assert_eq!(prod.stages[0].actions[0].configuration["DetectChanges"], "false");
-    assert_eq!(state.pipelines[0].pipeline.stages[0].actions[0].configuration["DetectChanges"], "true");
+    assert_eq!(
+        prod.stages[0].actions[0].configuration["DetectChanges"],
+        "false"
+    );
+    assert_eq!(
+        state.pipelines[0].pipeline.stages[0].actions[0].configuration["DetectChanges"],
+        "true"
+    );
 }
 
 #[test]
@@ -209,7 +307,11 @@ fn environment_deploy_override_gets_its_own_project() {
     assert!(prod_projects.contains(&"team-orders-orders-api-production-deploy-prod".to_string()));
     // No environment of that pipeline uses the shared deploy project any more.
     assert!(!prod_projects.contains(&"team-orders-orders-api-production-deploy".to_string()));
-    let p = state.projects.iter().find(|p| p.name.ends_with("deploy-prod")).unwrap();
+    let p = state
+        .projects
+        .iter()
+        .find(|p| p.name.ends_with("deploy-prod"))
+        .unwrap();
     assert_eq!(p.environment.compute_type, "BUILD_GENERAL1_XLARGE");
     assert_eq!(p.source.buildspec, "cicd/buildspecs/deploy.yml");
 }

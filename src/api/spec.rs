@@ -196,52 +196,75 @@ fn default_timeout() -> u32 {
     60
 }
 
-/// Per-stage overrides of [`BuildDefaults`]. Unset fields inherit.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255))]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compute_type: Option<ComputeType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment_type: Option<EnvironmentType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub privileged: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 5, max = 2160))]
-    pub timeout_minutes: Option<u32>,
+/// Declares a struct holding the build settings a stage, the deploy project or an environment
+/// may override, plus its own fields. The override fields are written out in each struct rather
+/// than `#[serde(flatten)]`ed, because flattening loses the field path of a parse error.
+macro_rules! with_build_overrides {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// CodeBuild image; inherits `spec.defaults.image`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = 255))]
+            pub image: Option<String>,
+            /// Inherits `spec.defaults.computeType`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub compute_type: Option<ComputeType>,
+            /// Inherits `spec.defaults.environmentType`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub environment_type: Option<EnvironmentType>,
+            /// Docker-in-Docker; inherits `spec.defaults.privileged`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub privileged: Option<bool>,
+            /// Inherits `spec.defaults.timeoutMinutes`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(range(min = 5, max = 2160))]
+            pub timeout_minutes: Option<u32>,
+        }
+
+        impl $name {
+            /// Just the build settings this struct overrides.
+            pub fn overrides(&self) -> BuildOverrides {
+                BuildOverrides {
+                    image: self.image.clone(),
+                    compute_type: self.compute_type,
+                    environment_type: self.environment_type,
+                    privileged: self.privileged,
+                    timeout_minutes: self.timeout_minutes,
+                }
+            }
+        }
+    };
 }
 
-impl BuildOverrides {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+with_build_overrides! {
+    /// Build settings that override [`BuildDefaults`]. Unset fields inherit.
+    pub struct BuildOverrides {}
+}
+
+with_build_overrides! {
+    /// A build stage: one CodeBuild project, run once per pipeline execution.
+    pub struct StageSpec {
+        #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+        pub name: String,
+        /// Buildspec path in the repository; defaults to `<buildspecDir>/<name>.yml`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = 255))]
+        pub buildspec: Option<String>,
     }
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StageSpec {
-    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
-    pub name: String,
-    /// Buildspec path in the repository; defaults to `<buildspecDir>/<name>.yml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255))]
-    pub buildspec: Option<String>,
-    #[serde(flatten)]
-    pub build: BuildOverrides,
-}
-
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploySpec {
-    /// Buildspec path in the repository; defaults to `<buildspecDir>/deploy.yml`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 255))]
-    pub buildspec: Option<String>,
-    #[serde(flatten)]
-    pub build: BuildOverrides,
+with_build_overrides! {
+    /// The deploy project every environment runs, unless it overrides deploy compute.
+    pub struct DeploySpec {
+        /// Buildspec path in the repository; defaults to `<buildspecDir>/deploy.yml`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1, max = 255))]
+        pub buildspec: Option<String>,
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]

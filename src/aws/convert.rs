@@ -15,13 +15,17 @@ use crate::render::model::*;
 
 // ---- CodePipeline: model -> SDK ----
 
-pub fn pipeline_to_sdk(p: &PipelineDeclaration) -> Result<cp::types::PipelineDeclaration, BuildError> {
+pub fn pipeline_to_sdk(
+    p: &PipelineDeclaration,
+) -> Result<cp::types::PipelineDeclaration, BuildError> {
     let mut b = cp::types::PipelineDeclaration::builder()
         .name(&p.name)
         .role_arn(&p.role_arn)
         .artifact_store(
             cp::types::ArtifactStore::builder()
-                .r#type(cp::types::ArtifactStoreType::from(p.artifact_store.type_.as_str()))
+                .r#type(cp::types::ArtifactStoreType::from(
+                    p.artifact_store.type_.as_str(),
+                ))
                 .location(&p.artifact_store.location)
                 .build()?,
         )
@@ -72,7 +76,9 @@ fn condition_to_sdk(c: &StageCondition) -> Result<cp::types::Condition, BuildErr
     let mut b = cp::types::Condition::builder().result(cp::types::Result::from(c.result.as_str()));
     for r in &c.rules {
         let id = cp::types::RuleTypeId::builder()
-            .category(cp::types::RuleCategory::from(r.rule_type_id.category.as_str()))
+            .category(cp::types::RuleCategory::from(
+                r.rule_type_id.category.as_str(),
+            ))
             .owner(cp::types::RuleOwner::from(r.rule_type_id.owner.as_str()))
             .provider(&r.rule_type_id.provider)
             .version(&r.rule_type_id.version)
@@ -90,8 +96,12 @@ fn condition_to_sdk(c: &StageCondition) -> Result<cp::types::Condition, BuildErr
 
 fn action_to_sdk(a: &Action) -> Result<cp::types::ActionDeclaration, BuildError> {
     let id = cp::types::ActionTypeId::builder()
-        .category(cp::types::ActionCategory::from(a.action_type_id.category.as_str()))
-        .owner(cp::types::ActionOwner::from(a.action_type_id.owner.as_str()))
+        .category(cp::types::ActionCategory::from(
+            a.action_type_id.category.as_str(),
+        ))
+        .owner(cp::types::ActionOwner::from(
+            a.action_type_id.owner.as_str(),
+        ))
         .provider(&a.action_type_id.provider)
         .version(&a.action_type_id.version)
         .build()?;
@@ -112,8 +122,11 @@ fn action_to_sdk(a: &Action) -> Result<cp::types::ActionDeclaration, BuildError>
     b.build()
 }
 
-fn trigger_to_sdk(t: &PipelineTrigger) -> Result<cp::types::PipelineTriggerDeclaration, BuildError> {
-    let mut git = cp::types::GitConfiguration::builder().source_action_name(&t.git_configuration.source_action_name);
+fn trigger_to_sdk(
+    t: &PipelineTrigger,
+) -> Result<cp::types::PipelineTriggerDeclaration, BuildError> {
+    let mut git = cp::types::GitConfiguration::builder()
+        .source_action_name(&t.git_configuration.source_action_name);
     for push in &t.git_configuration.push {
         let branches = push.branches.as_ref().map(|f| {
             cp::types::GitBranchFilterCriteria::builder()
@@ -135,7 +148,9 @@ fn trigger_to_sdk(t: &PipelineTrigger) -> Result<cp::types::PipelineTriggerDecla
         );
     }
     cp::types::PipelineTriggerDeclaration::builder()
-        .provider_type(cp::types::PipelineTriggerProviderType::from(t.provider_type.as_str()))
+        .provider_type(cp::types::PipelineTriggerProviderType::from(
+            t.provider_type.as_str(),
+        ))
         .git_configuration(git.build()?)
         .build()
 }
@@ -146,7 +161,12 @@ fn non_empty(v: &[String]) -> Option<Vec<String>> {
 
 pub fn tags_to_pipeline_sdk(tags: &[Tag]) -> Result<Vec<cp::types::Tag>, BuildError> {
     tags.iter()
-        .map(|t| cp::types::Tag::builder().key(&t.key).value(&t.value).build())
+        .map(|t| {
+            cp::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build()
+        })
         .collect()
 }
 
@@ -177,14 +197,30 @@ pub fn pipeline_from_sdk(p: &cp::types::PipelineDeclaration) -> (PipelineDeclara
         name: p.name.clone(),
         role_arn: p.role_arn.clone(),
         artifact_store: ArtifactStore {
-            type_: p.artifact_store.as_ref().map(|s| s.r#type.as_str().to_string()).unwrap_or_default(),
-            location: p.artifact_store.as_ref().map(|s| s.location.clone()).unwrap_or_default(),
+            type_: p
+                .artifact_store
+                .as_ref()
+                .map(|s| s.r#type.as_str().to_string())
+                .unwrap_or_default(),
+            location: p
+                .artifact_store
+                .as_ref()
+                .map(|s| s.location.clone())
+                .unwrap_or_default(),
         },
         stages,
         version: p.version,
         // Unset means the API default (CodePipeline API Reference, PipelineDeclaration).
-        execution_mode: p.execution_mode.as_ref().map_or("SUPERSEDED", |m| m.as_str()).to_string(),
-        pipeline_type: p.pipeline_type.as_ref().map_or("V1", |t| t.as_str()).to_string(),
+        execution_mode: p
+            .execution_mode
+            .as_ref()
+            .map_or("SUPERSEDED", |m| m.as_str())
+            .to_string(),
+        pipeline_type: p
+            .pipeline_type
+            .as_ref()
+            .map_or("V1", |t| t.as_str())
+            .to_string(),
         variables: p
             .variables
             .iter()
@@ -200,7 +236,11 @@ pub fn pipeline_from_sdk(p: &cp::types::PipelineDeclaration) -> (PipelineDeclara
     (declaration, unmanaged)
 }
 
-fn stage_from_sdk(s: &cp::types::StageDeclaration, path: &str, unmanaged: &mut Vec<String>) -> Stage {
+fn stage_from_sdk(
+    s: &cp::types::StageDeclaration,
+    path: &str,
+    unmanaged: &mut Vec<String>,
+) -> Stage {
     if s.blockers.as_ref().is_some_and(|b| !b.is_empty()) {
         unmanaged.push(format!("{path}.blockers"));
     }
@@ -211,7 +251,9 @@ fn stage_from_sdk(s: &cp::types::StageDeclaration, path: &str, unmanaged: &mut V
         if f.retry_configuration.is_some() || f.conditions.as_ref().is_some_and(|c| !c.is_empty()) {
             unmanaged.push(format!("{path}.onFailure"));
         }
-        f.result.as_ref().map(|r| FailureConditions { result: r.as_str().to_string() })
+        f.result.as_ref().map(|r| FailureConditions {
+            result: r.as_str().to_string(),
+        })
     });
     let before_entry = s.before_entry.as_ref().map(|b| BeforeEntryConditions {
         conditions: b.conditions.iter().map(condition_from_sdk).collect(),
@@ -231,7 +273,11 @@ fn stage_from_sdk(s: &cp::types::StageDeclaration, path: &str, unmanaged: &mut V
 
 fn condition_from_sdk(c: &cp::types::Condition) -> StageCondition {
     StageCondition {
-        result: c.result.as_ref().map(|r| r.as_str().to_string()).unwrap_or_default(),
+        result: c
+            .result
+            .as_ref()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
         rules: c
             .rules
             .iter()
@@ -259,21 +305,30 @@ fn condition_from_sdk(c: &cp::types::Condition) -> StageCondition {
     }
 }
 
-fn action_from_sdk(a: &cp::types::ActionDeclaration, path: &str, unmanaged: &mut Vec<String>) -> Action {
+fn action_from_sdk(
+    a: &cp::types::ActionDeclaration,
+    path: &str,
+    unmanaged: &mut Vec<String>,
+) -> Action {
     if a.role_arn.is_some() {
         unmanaged.push(format!("{path}.roleArn"));
     }
     if a.commands.as_ref().is_some_and(|c| !c.is_empty()) {
         unmanaged.push(format!("{path}.commands"));
     }
-    if a.environment_variables.as_ref().is_some_and(|e| !e.is_empty()) {
+    if a.environment_variables
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
         unmanaged.push(format!("{path}.environmentVariables"));
     }
     let id = a.action_type_id.as_ref();
     Action {
         name: a.name.clone(),
         action_type_id: ActionTypeId {
-            category: id.map(|i| i.category.as_str().to_string()).unwrap_or_default(),
+            category: id
+                .map(|i| i.category.as_str().to_string())
+                .unwrap_or_default(),
             owner: id.map(|i| i.owner.as_str().to_string()).unwrap_or_default(),
             provider: id.map(|i| i.provider.clone()).unwrap_or_default(),
             version: id.map(|i| i.version.clone()).unwrap_or_default(),
@@ -281,15 +336,36 @@ fn action_from_sdk(a: &cp::types::ActionDeclaration, path: &str, unmanaged: &mut
         // CodePipeline treats an unset runOrder as 1.
         run_order: a.run_order.unwrap_or(1),
         configuration: sorted(a.configuration.as_ref()),
-        output_artifacts: a.output_artifacts.iter().flatten().map(|o| Artifact { name: o.name.clone() }).collect(),
-        input_artifacts: a.input_artifacts.iter().flatten().map(|i| Artifact { name: i.name.clone() }).collect(),
+        output_artifacts: a
+            .output_artifacts
+            .iter()
+            .flatten()
+            .map(|o| Artifact {
+                name: o.name.clone(),
+            })
+            .collect(),
+        input_artifacts: a
+            .input_artifacts
+            .iter()
+            .flatten()
+            .map(|i| Artifact {
+                name: i.name.clone(),
+            })
+            .collect(),
         namespace: a.namespace.clone(),
     }
 }
 
-fn trigger_from_sdk(t: &cp::types::PipelineTriggerDeclaration, path: &str, unmanaged: &mut Vec<String>) -> PipelineTrigger {
+fn trigger_from_sdk(
+    t: &cp::types::PipelineTriggerDeclaration,
+    path: &str,
+    unmanaged: &mut Vec<String>,
+) -> PipelineTrigger {
     let git = t.git_configuration.as_ref();
-    if git.and_then(|g| g.pull_request.as_ref()).is_some_and(|p| !p.is_empty()) {
+    if git
+        .and_then(|g| g.pull_request.as_ref())
+        .is_some_and(|p| !p.is_empty())
+    {
         unmanaged.push(format!("{path}.gitConfiguration.pullRequest"));
     }
     let push = git
@@ -315,32 +391,45 @@ fn trigger_from_sdk(t: &cp::types::PipelineTriggerDeclaration, path: &str, unman
     PipelineTrigger {
         provider_type: t.provider_type.as_str().to_string(),
         git_configuration: GitConfiguration {
-            source_action_name: git.map(|g| g.source_action_name.clone()).unwrap_or_default(),
+            source_action_name: git
+                .map(|g| g.source_action_name.clone())
+                .unwrap_or_default(),
             push,
         },
     }
 }
 
 fn sorted(map: Option<&std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 pub fn tags_from_pipeline_sdk(tags: &[cp::types::Tag]) -> Vec<Tag> {
-    let mut out: Vec<Tag> = tags.iter().map(|t| Tag { key: t.key.clone(), value: t.value.clone() }).collect();
+    let mut out: Vec<Tag> = tags
+        .iter()
+        .map(|t| Tag {
+            key: t.key.clone(),
+            value: t.value.clone(),
+        })
+        .collect();
     out.sort();
     out
 }
 
 // ---- CodeBuild ----
 
-pub fn project_environment_to_sdk(p: &Project) -> Result<cb::types::ProjectEnvironment, BuildError> {
+pub fn project_environment_to_sdk(
+    p: &Project,
+) -> Result<cb::types::ProjectEnvironment, BuildError> {
     let e = &p.environment;
     cb::types::ProjectEnvironment::builder()
         .r#type(cb::types::EnvironmentType::from(e.type_.as_str()))
         .image(&e.image)
         .compute_type(cb::types::ComputeType::from(e.compute_type.as_str()))
         .privileged_mode(e.privileged_mode)
-        .image_pull_credentials_type(cb::types::ImagePullCredentialsType::from(e.image_pull_credentials_type.as_str()))
+        .image_pull_credentials_type(cb::types::ImagePullCredentialsType::from(
+            e.image_pull_credentials_type.as_str(),
+        ))
         .build()
 }
 
@@ -358,7 +447,15 @@ pub fn project_artifacts_to_sdk(p: &Project) -> Result<cb::types::ProjectArtifac
 }
 
 pub fn project_tags_to_sdk(p: &Project) -> Vec<cb::types::Tag> {
-    p.tags.iter().map(|t| cb::types::Tag::builder().key(&t.key).value(&t.value).build()).collect()
+    p.tags
+        .iter()
+        .map(|t| {
+            cb::types::Tag::builder()
+                .key(&t.key)
+                .value(&t.value)
+                .build()
+        })
+        .collect()
 }
 
 /// The full CreateProject input.
@@ -409,16 +506,32 @@ pub fn project_from_sdk(p: &cb::types::Project) -> Project {
         name: p.name.clone().unwrap_or_default(),
         description: p.description.clone().unwrap_or_default(),
         source: ProjectSource {
-            type_: p.source.as_ref().map(|s| s.r#type.as_str().to_string()).unwrap_or_default(),
-            buildspec: p.source.as_ref().and_then(|s| s.buildspec.clone()).unwrap_or_default(),
+            type_: p
+                .source
+                .as_ref()
+                .map(|s| s.r#type.as_str().to_string())
+                .unwrap_or_default(),
+            buildspec: p
+                .source
+                .as_ref()
+                .and_then(|s| s.buildspec.clone())
+                .unwrap_or_default(),
         },
         artifacts: ProjectArtifacts {
-            type_: p.artifacts.as_ref().map(|a| a.r#type.as_str().to_string()).unwrap_or_default(),
+            type_: p
+                .artifacts
+                .as_ref()
+                .map(|a| a.r#type.as_str().to_string())
+                .unwrap_or_default(),
         },
         environment: ProjectEnvironment {
-            type_: env.map(|e| e.r#type.as_str().to_string()).unwrap_or_default(),
+            type_: env
+                .map(|e| e.r#type.as_str().to_string())
+                .unwrap_or_default(),
             image: env.map(|e| e.image.clone()).unwrap_or_default(),
-            compute_type: env.map(|e| e.compute_type.as_str().to_string()).unwrap_or_default(),
+            compute_type: env
+                .map(|e| e.compute_type.as_str().to_string())
+                .unwrap_or_default(),
             privileged_mode: env.and_then(|e| e.privileged_mode).unwrap_or(false),
             image_pull_credentials_type: env
                 .and_then(|e| e.image_pull_credentials_type.as_ref())

@@ -203,7 +203,7 @@ impl<'a> Ctx<'a> {
         if automatic.len() > validate::MAX_PATTERNS {
             let at = envs
                 .iter()
-                .filter(|(_, e)| e.trigger == Trigger::Automatic)
+                .filter(|(_, e)| e.trigger == Trigger::Automatic && e.branches.is_some())
                 .map(|(i, _)| *i)
                 .last();
             self.error(
@@ -340,7 +340,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn build_project(&self, pipeline: &str, i: usize, stage: &StageSpec) -> Project {
-        let settings = validate::apply_overrides(&self.spec.defaults, &stage.build);
+        let settings = validate::apply_overrides(&self.spec.defaults, &stage.overrides());
         let buildspec = stage
             .buildspec
             .clone()

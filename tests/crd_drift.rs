@@ -1,0 +1,53 @@
+//! The committed CRD is exactly what the Rust types generate.
+
+use branchpipeline::crd::{CRD_FILE, crd_yaml};
+
+#[test]
+fn committed_crd_matches_generated() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CRD_FILE);
+    let committed = std::fs::read_to_string(&path).expect("CRD file exists");
+    pretty_assertions::assert_eq!(
+        committed,
+        crd_yaml(),
+        "{CRD_FILE} is stale: run `cargo run -- crd > {CRD_FILE}`"
+    );
+}
+
+#[test]
+fn generated_crd_has_no_null_enum_values() {
+    // API servers up to 1.20 reject the CRD whole when an enum lists null.
+    let value: serde_yaml::Value = serde_yaml::from_str(&crd_yaml()).unwrap();
+    fn walk(v: &serde_yaml::Value) {
+        if let Some(map) = v.as_mapping() {
+            if let Some(values) = map.get("enum").and_then(|e| e.as_sequence()) {
+                assert!(values.iter().all(|x| !x.is_null()), "enum with null: {values:?}");
+            }
+            map.values().for_each(walk);
+        } else if let Some(items) = v.as_sequence() {
+            items.iter().for_each(walk);
+        }
+    }
+    walk(&value);
+}
+
+#[test]
+fn crd_names_and_subresources() {
+    let crd: serde_json::Value = serde_yaml::from_str(&crd_yaml()).unwrap();
+    assert_eq!(crd["metadata"]["name"], "branchpipelines.branchpipeline.dev");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "bpl");
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert!(version["subresources"]["status"].is_object());
+    let columns: Vec<_> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Ready", "Reason", "Pipelines", "Age"]);
+    let compute = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["stages"]["items"]
+        ["properties"]["computeType"];
+    assert_eq!(compute["nullable"], true);
+    assert!(compute["enum"].as_array().unwrap().contains(&"BUILD_GENERAL1_SMALL".into()));
+}
