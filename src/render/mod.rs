@@ -203,9 +203,9 @@ impl<'a> Ctx<'a> {
         if automatic.len() > validate::MAX_PATTERNS {
             let at = envs
                 .iter()
-                .filter(|(_, e)| e.trigger == Trigger::Automatic && e.branches.is_some())
-                .map(|(i, _)| *i)
-                .last();
+                .rev()
+                .find(|(_, e)| e.trigger == Trigger::Automatic && e.branches.is_some())
+                .map(|(i, _)| *i);
             self.error(
                 format!("spec.environments[{}].branches", at.unwrap_or_default()),
                 format!(
@@ -215,6 +215,22 @@ impl<'a> Ctx<'a> {
                     validate::MAX_PATTERNS
                 ),
             );
+        }
+
+        // Stages hold at most an approval and a deploy today; this keeps a future multi-action
+        // stage from silently crossing the quota.
+        for stage in &stages {
+            if stage.actions.len() > validate::MAX_ACTIONS_PER_STAGE {
+                self.error(
+                    "spec.environments",
+                    format!(
+                        "stage {:?} would have {} actions; CodePipeline allows {}",
+                        stage.name,
+                        stage.actions.len(),
+                        validate::MAX_ACTIONS_PER_STAGE
+                    ),
+                );
+            }
         }
 
         let triggers = if automatic.is_empty() {
