@@ -1,3 +1,10 @@
-//! AWS adapters: conversions between the render model and the SDKs.
+//! AWS adapters: the operations the reconciler needs, their SDK implementation, and conversions
+//! between the render model and the SDK types.
 
+pub mod api;
 pub mod convert;
+pub mod error;
+pub mod sdk;
+
+pub use api::*;
+pub use error::{AwsError, Retry};

@@ -1,0 +1,1 @@
+//! Implemented by the SDK adapter work in progress.
