@@ -9,5 +9,6 @@ pub mod aws;
 pub mod crd;
 pub mod manifest;
 pub mod naming;
+pub mod reconcile;
 pub mod render;
 pub mod validate;

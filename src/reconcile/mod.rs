@@ -1,0 +1,3 @@
+//! The reconciler: validate → render → observe → diff → apply → status.
+
+pub mod diff;
