@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod aws;
+pub mod controller;
 pub mod crd;
+pub mod duration;
 pub mod manifest;
 pub mod naming;
 pub mod reconcile;

@@ -2,9 +2,15 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 
-use branchpipeline::{crd, manifest, render};
+use branchpipeline::api::DeletionPolicy;
+use branchpipeline::aws::sdk::SdkAws;
+use branchpipeline::controller::{self, Config, Context, Counters};
+use branchpipeline::{crd, duration, manifest, render};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +33,37 @@ enum Command {
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
     },
+    /// Run the controller. AWS credentials, region and endpoint come from the SDK's standard
+    /// chain (environment, profile, IRSA, Pod Identity, AWS_ENDPOINT_URL).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// How often every resource is re-checked against AWS to repair drift, e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = duration::parse)]
+    resync_interval: Duration,
+    /// Deletion policy for resources that set none (annotation and spec take precedence).
+    #[arg(long, value_enum)]
+    deletion_policy: Option<PolicyArg>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_enum)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PolicyArg {
+    Delete,
+    Retain,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -37,7 +74,65 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Render { file } => render_cmd(&file),
+        Command::Run(args) => run_cmd(args),
     }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run_cmd(args: RunArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    // kube brings rustls with ring and the AWS SDK brings aws-lc-rs; with both linked rustls
+    // cannot pick a provider by itself and panics on the first TLS handshake.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reach the Kubernetes API");
+                return ExitCode::FAILURE;
+            }
+        };
+        let aws = Arc::new(SdkAws::from_env().await);
+        let config = Config {
+            resync_interval: args.resync_interval,
+            deletion_policy: args.deletion_policy.map(|p| match p {
+                PolicyArg::Delete => DeletionPolicy::Delete,
+                PolicyArg::Retain => DeletionPolicy::Retain,
+            }),
+            ..Config::default()
+        };
+        tracing::info!(
+            namespace = args.namespace.as_deref().unwrap_or("(all)"),
+            resync_interval_s = config.resync_interval.as_secs(),
+            "starting controller"
+        );
+        let ctx = Arc::new(Context::new(
+            client,
+            aws,
+            config,
+            Arc::new(Counters::default()),
+        ));
+        controller::run(ctx, args.namespace).await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn render_cmd(file: &PathBuf) -> ExitCode {

@@ -70,6 +70,19 @@ pub fn project_name(pipeline: &str, suffix: &str) -> String {
     }
 }
 
+/// Replaces every character CodeBuild rejects in a project name with `-`.
+pub fn project_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 pub fn is_valid_pipeline_name(name: &str) -> bool {
     (1..=PIPELINE_NAME_MAX).contains(&name.len())
         && name

@@ -20,7 +20,10 @@ fn generated_crd_has_no_null_enum_values() {
     fn walk(v: &serde_yaml::Value) {
         if let Some(map) = v.as_mapping() {
             if let Some(values) = map.get("enum").and_then(|e| e.as_sequence()) {
-                assert!(values.iter().all(|x| !x.is_null()), "enum with null: {values:?}");
+                assert!(
+                    values.iter().all(|x| !x.is_null()),
+                    "enum with null: {values:?}"
+                );
             }
             map.values().for_each(walk);
         } else if let Some(items) = v.as_sequence() {
@@ -33,7 +36,10 @@ fn generated_crd_has_no_null_enum_values() {
 #[test]
 fn crd_names_and_subresources() {
     let crd: serde_json::Value = serde_yaml::from_str(&crd_yaml()).unwrap();
-    assert_eq!(crd["metadata"]["name"], "branchpipelines.branchpipeline.dev");
+    assert_eq!(
+        crd["metadata"]["name"],
+        "branchpipelines.branchpipeline.dev"
+    );
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "bpl");
     let version = &crd["spec"]["versions"][0];
@@ -46,8 +52,13 @@ fn crd_names_and_subresources() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(columns, ["Ready", "Reason", "Pipelines", "Age"]);
-    let compute = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["stages"]["items"]
-        ["properties"]["computeType"];
+    let compute = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["stages"]
+        ["items"]["properties"]["computeType"];
     assert_eq!(compute["nullable"], true);
-    assert!(compute["enum"].as_array().unwrap().contains(&"BUILD_GENERAL1_SMALL".into()));
+    assert!(
+        compute["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"BUILD_GENERAL1_SMALL".into())
+    );
 }

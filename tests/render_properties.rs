@@ -14,7 +14,11 @@ fn label(max: usize) -> impl Strategy<Value = String> {
 
 fn k8s_name() -> impl Strategy<Value = String> {
     // Long names and dots exercise shortening and CodeBuild's no-dot rule.
-    prop_oneof![label(20), label(63), proptest::string::string_regex("[a-z0-9]([a-z0-9.-]{0,240}[a-z0-9])?").unwrap()]
+    prop_oneof![
+        label(20),
+        label(63),
+        proptest::string::string_regex("[a-z0-9]([a-z0-9.-]{0,240}[a-z0-9])?").unwrap()
+    ]
 }
 
 fn branch() -> impl Strategy<Value = String> {
@@ -32,8 +36,14 @@ fn compute() -> impl Strategy<Value = (Option<ComputeType>, Option<EnvironmentTy
     prop_oneof![
         Just((None, None)),
         Just((Some(ComputeType::General1Medium), None)),
-        Just((Some(ComputeType::General1Xlarge), Some(EnvironmentType::ArmContainer))),
-        Just((Some(ComputeType::Lambda4Gb), Some(EnvironmentType::LinuxLambdaContainer))),
+        Just((
+            Some(ComputeType::General1Xlarge),
+            Some(EnvironmentType::ArmContainer)
+        )),
+        Just((
+            Some(ComputeType::Lambda4Gb),
+            Some(EnvironmentType::LinuxLambdaContainer)
+        )),
     ]
 }
 
@@ -58,15 +68,17 @@ fn env_plan() -> impl Strategy<Value = EnvPlan> {
         prop::bool::weighted(0.2),
         prop::collection::vec(("[A-Z][A-Z0-9_]{0,10}", "[ -~]{0,40}"), 0..3),
     )
-        .prop_map(|(group, branches, promote, manual, approval, override_deploy, variables)| EnvPlan {
-            group,
-            branches,
-            promote,
-            manual,
-            approval,
-            override_deploy,
-            variables,
-        })
+        .prop_map(
+            |(group, branches, promote, manual, approval, override_deploy, variables)| EnvPlan {
+                group,
+                branches,
+                promote,
+                manual,
+                approval,
+                override_deploy,
+                variables,
+            },
+        )
 }
 
 fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
@@ -76,80 +88,102 @@ fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
         prop::collection::btree_set(label(12), 1..6),
         prop::collection::vec(compute(), 6),
         prop::collection::vec(env_plan(), 1..5),
-        prop_oneof![Just(ExecutionMode::Queued), Just(ExecutionMode::Superseded), Just(ExecutionMode::Parallel)],
+        prop_oneof![
+            Just(ExecutionMode::Queued),
+            Just(ExecutionMode::Superseded),
+            Just(ExecutionMode::Parallel)
+        ],
         "[a-z]{1,20}",
     )
-        .prop_map(|(namespace, name, stage_names, computes, plans, mode, default_branch)| {
-            let stages = stage_names
-                .into_iter()
-                .filter(|n| n != "deploy" && !n.starts_with("deploy-") && n != "source")
-                .chain(std::iter::once("build".to_string()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .zip(computes.iter().cycle())
-                .map(|(name, (compute_type, environment_type))| StageSpec {
-                    name,
-                    compute_type: *compute_type,
-                    environment_type: *environment_type,
-                    ..Default::default()
-                })
-                .collect();
-            let groups = ["main", "production", "hotfix"];
-            let mut environments: Vec<EnvironmentSpec> = Vec::new();
-            for (i, plan) in plans.into_iter().enumerate() {
-                let group = groups[plan.group];
-                let earlier: Vec<String> = environments
-                    .iter()
-                    .filter(|e| e.group() == group)
-                    .map(|e| e.name.clone())
-                    .collect();
-                let promote_from = match (&plan.promote, earlier.is_empty()) {
-                    (Some(idx), false) => Some(earlier[idx.index(earlier.len())].clone()),
-                    _ => None,
-                };
-                environments.push(EnvironmentSpec {
-                    name: format!("env{i}"),
-                    pipeline: (group != "main").then(|| group.to_string()),
-                    branches: promote_from.is_none().then_some(plan.branches),
-                    trigger: if plan.manual && promote_from.is_none() { Trigger::Manual } else { Trigger::Automatic },
-                    promote_from,
-                    approval: plan.approval.then(|| ApprovalSpec {
-                        notification_arn: Some("arn:aws:sns:eu-west-1:111122223333:approvals".into()),
-                        custom_data: Some("Please check the dashboards".into()),
-                    }),
-                    variables: plan.variables.into_iter().filter(|(k, _)| k != "DEPLOY_ENV").collect(),
-                    deploy: plan.override_deploy.then(|| BuildOverrides {
-                        compute_type: Some(ComputeType::General1Large),
+        .prop_map(
+            |(namespace, name, stage_names, computes, plans, mode, default_branch)| {
+                let stages = stage_names
+                    .into_iter()
+                    .filter(|n| n != "deploy" && !n.starts_with("deploy-") && n != "source")
+                    .chain(std::iter::once("build".to_string()))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .zip(computes.iter().cycle())
+                    .map(|(name, (compute_type, environment_type))| StageSpec {
+                        name,
+                        compute_type: *compute_type,
+                        environment_type: *environment_type,
                         ..Default::default()
-                    }),
-                });
-            }
-            BranchPipeline {
-                metadata: ObjectMeta { name: Some(name), namespace: Some(namespace), ..Default::default() },
-                spec: BranchPipelineSpec {
-                    source: SourceSpec {
-                        connection_arn: "arn:aws:codeconnections:eu-west-1:111122223333:connection/abc-123".into(),
-                        repository: "acme/app".into(),
-                        default_branch,
-                        file_paths: None,
+                    })
+                    .collect();
+                let groups = ["main", "production", "hotfix"];
+                let mut environments: Vec<EnvironmentSpec> = Vec::new();
+                for (i, plan) in plans.into_iter().enumerate() {
+                    let group = groups[plan.group];
+                    let earlier: Vec<String> = environments
+                        .iter()
+                        .filter(|e| e.group() == group)
+                        .map(|e| e.name.clone())
+                        .collect();
+                    let promote_from = match (&plan.promote, earlier.is_empty()) {
+                        (Some(idx), false) => Some(earlier[idx.index(earlier.len())].clone()),
+                        _ => None,
+                    };
+                    environments.push(EnvironmentSpec {
+                        name: format!("env{i}"),
+                        pipeline: (group != "main").then(|| group.to_string()),
+                        branches: promote_from.is_none().then_some(plan.branches),
+                        trigger: if plan.manual && promote_from.is_none() {
+                            Trigger::Manual
+                        } else {
+                            Trigger::Automatic
+                        },
+                        promote_from,
+                        approval: plan.approval.then(|| ApprovalSpec {
+                            notification_arn: Some(
+                                "arn:aws:sns:eu-west-1:111122223333:approvals".into(),
+                            ),
+                            custom_data: Some("Please check the dashboards".into()),
+                        }),
+                        variables: plan
+                            .variables
+                            .into_iter()
+                            .filter(|(k, _)| k != "DEPLOY_ENV")
+                            .collect(),
+                        deploy: plan.override_deploy.then(|| BuildOverrides {
+                            compute_type: Some(ComputeType::General1Large),
+                            ..Default::default()
+                        }),
+                    });
+                }
+                BranchPipeline {
+                    metadata: ObjectMeta {
+                        name: Some(name),
+                        namespace: Some(namespace),
+                        ..Default::default()
                     },
-                    pipeline_role_arn: "arn:aws:iam::111122223333:role/pipeline".into(),
-                    build_role_arn: "arn:aws:iam::111122223333:role/build".into(),
-                    artifact_bucket: "acme-artifacts".into(),
-                    buildspec_dir: "cicd/buildspecs".into(),
-                    execution_mode: mode,
-                    rollback_on_failure: mode != ExecutionMode::Parallel,
-                    defaults: BuildDefaults::default(),
-                    stages,
-                    deploy: None,
-                    environments,
-                    variables: vec![],
-                    tags: Default::default(),
-                    deletion_policy: None,
-                },
-                status: None,
-            }
-        })
+                    spec: BranchPipelineSpec {
+                        source: SourceSpec {
+                            connection_arn:
+                                "arn:aws:codeconnections:eu-west-1:111122223333:connection/abc-123"
+                                    .into(),
+                            repository: "acme/app".into(),
+                            default_branch,
+                            file_paths: None,
+                        },
+                        pipeline_role_arn: "arn:aws:iam::111122223333:role/pipeline".into(),
+                        build_role_arn: "arn:aws:iam::111122223333:role/build".into(),
+                        artifact_bucket: "acme-artifacts".into(),
+                        buildspec_dir: "cicd/buildspecs".into(),
+                        execution_mode: mode,
+                        rollback_on_failure: mode != ExecutionMode::Parallel,
+                        defaults: BuildDefaults::default(),
+                        stages,
+                        deploy: None,
+                        environments,
+                        variables: vec![],
+                        tags: Default::default(),
+                        deletion_policy: None,
+                    },
+                    status: None,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -47,7 +47,11 @@ pub trait AwsApi: Send + Sync {
     /// GetPipeline plus ListTagsForResource. `Ok(None)` when the pipeline does not exist.
     async fn get_pipeline(&self, name: &str) -> Result<Option<ObservedPipeline>, AwsError>;
     /// CreatePipeline with tags. Returns the ARN.
-    async fn create_pipeline(&self, pipeline: &PipelineDeclaration, tags: &[Tag]) -> Result<String, AwsError>;
+    async fn create_pipeline(
+        &self,
+        pipeline: &PipelineDeclaration,
+        tags: &[Tag],
+    ) -> Result<String, AwsError>;
     /// UpdatePipeline with the full declaration (no metadata). Returns the new version.
     async fn update_pipeline(&self, pipeline: &PipelineDeclaration) -> Result<i32, AwsError>;
     /// DeletePipeline. Succeeds when the pipeline is already gone.

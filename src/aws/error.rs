@@ -84,8 +84,14 @@ mod tests {
 
     #[test]
     fn access_and_validation_errors_are_terminal() {
-        assert_eq!(classify("AccessDeniedException", Some(400)), Retry::Terminal);
-        assert_eq!(classify("InvalidStructureException", Some(400)), Retry::Terminal);
+        assert_eq!(
+            classify("AccessDeniedException", Some(400)),
+            Retry::Terminal
+        );
+        assert_eq!(
+            classify("InvalidStructureException", Some(400)),
+            Retry::Terminal
+        );
         assert_eq!(classify("ValidationException", Some(400)), Retry::Terminal);
     }
 
@@ -97,6 +103,9 @@ mod tests {
             message: "no".into(),
             retry: Retry::Terminal,
         };
-        assert_eq!(e.to_string(), "UpdatePipeline failed with AccessDeniedException: no");
+        assert_eq!(
+            e.to_string(),
+            "UpdatePipeline failed with AccessDeniedException: no"
+        );
     }
 }
