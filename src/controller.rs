@@ -88,12 +88,26 @@ impl Context {
     }
 
     async fn event(&self, bp: &BranchPipeline, type_: EventType, reason: &str, note: String) {
+        self.event_about(bp, type_, reason, note, None).await;
+    }
+
+    /// An event about one AWS resource. The resource goes in `related`: the recorder folds
+    /// events with the same reason and related object into one series, so without it every
+    /// project created in one reconcile would collapse into a single event.
+    async fn event_about(
+        &self,
+        bp: &BranchPipeline,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        resource: Option<(diff::Kind, &str)>,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_string(),
             note: Some(note),
             action: reason.to_string(),
-            secondary: None,
+            secondary: resource.map(|(kind, name)| aws_reference(kind, name)),
         };
         let reference: ObjectReference = bp.object_ref(&());
         if let Err(e) = self.recorder.publish(&event, &reference).await {
@@ -138,6 +152,20 @@ fn reconcile_relevant(bp: &BranchPipeline) -> Option<u64> {
     bp.metadata.finalizers.hash(&mut h);
     bp.metadata.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
+}
+
+/// An object reference naming an AWS resource, for events.
+fn aws_reference(kind: diff::Kind, name: &str) -> ObjectReference {
+    let (api_version, kind) = match kind {
+        diff::Kind::Pipeline => ("codepipeline.amazonaws.com/v1", "Pipeline"),
+        diff::Kind::Project => ("codebuild.amazonaws.com/v1", "Project"),
+    };
+    ObjectReference {
+        api_version: Some(api_version.to_string()),
+        kind: Some(kind.to_string()),
+        name: Some(name.to_string()),
+        ..ObjectReference::default()
+    }
 }
 
 fn key(bp: &BranchPipeline) -> String {
@@ -274,11 +302,12 @@ async fn sync(
     }
     for foreign in &plan.foreign {
         warn!(resource = %foreign.name, owner = foreign.owner.as_deref().unwrap_or("untagged"), "not owned; left alone");
-        ctx.event(
+        ctx.event_about(
             bp,
             EventType::Warning,
             reason::NOT_OWNED,
             foreign.to_string(),
+            Some((foreign.kind, &foreign.name)),
         )
         .await;
     }
@@ -420,7 +449,14 @@ async fn report_changes(bp: &BranchPipeline, ctx: &Context, done: &[Change], dri
         } else {
             info!(resource = %change.name, kind = change.kind.as_str(), verb = change.verb.as_str(), "applied");
         }
-        ctx.event(bp, EventType::Normal, reason, note).await;
+        ctx.event_about(
+            bp,
+            EventType::Normal,
+            reason,
+            note,
+            Some((change.kind, &change.name)),
+        )
+        .await;
     }
 }
 
@@ -448,8 +484,8 @@ fn fill_inventory(
                 .find_map(|c| c.arn.clone())
                 .or_else(|| seen.map(|s| s.arn.clone()));
             let version = changed
-                .filter_map(|c| c.version)
-                .last()
+                .rev()
+                .find_map(|c| c.version)
                 .or_else(|| seen.and_then(|s| s.declaration.version));
             PipelineStatus {
                 name: name.clone(),

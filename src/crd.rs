@@ -14,8 +14,36 @@ const HEADER: &str =
 pub fn crd_yaml() -> String {
     let mut value = serde_json::to_value(BranchPipeline::crd()).expect("CRD serializes");
     strip_null_from_enums(&mut value);
+    strip_status_defaults(&mut value);
     let yaml = serde_yaml::to_string(&value).expect("CRD serializes to YAML");
     format!("{HEADER}{yaml}")
+}
+
+/// Status is written only by the controller, so defaults there mean nothing, and API servers
+/// up to at least 1.20 reject the CRD for them.
+fn strip_status_defaults(crd: &mut Value) {
+    let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for version in versions {
+        if let Some(status) = version.pointer_mut("/schema/openAPIV3Schema/properties/status") {
+            remove_key(status, "default");
+        }
+    }
+}
+
+fn remove_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| remove_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| remove_key(v, key)),
+        _ => {}
+    }
 }
 
 /// schemars renders `Option<Enum>` as `enum: [..., null]` with `nullable: true`. API servers up

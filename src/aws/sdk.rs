@@ -1,1 +1,1020 @@
-//! Implemented by the SDK adapter work in progress.
+//! The production [`AwsApi`]: the AWS SDK clients for CodePipeline and CodeBuild.
+//!
+//! Every call logs at `debug` with the operation and the pipeline or project it concerns (never
+//! configuration contents), and every failure becomes a classified [`AwsError`].
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+use aws_sdk_codebuild as cb;
+use aws_sdk_codepipeline as cp;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::error::operation::BuildError;
+use cp::config::http::HttpResponse;
+use cp::error::SdkError;
+use tracing::debug;
+
+use super::api::{AwsApi, ObservedPipeline, ObservedProject, PipelineSummary, StartRun};
+use super::convert;
+use super::error::{AwsError, Retry, classify};
+use crate::render::model::{PipelineDeclaration, Project, Tag};
+
+/// BatchGetProjects accepts at most 100 names per call (CodeBuild API Reference).
+const BATCH_GET_PROJECTS_MAX: usize = 100;
+
+/// Error codes meaning "the resource does not exist".
+const PIPELINE_NOT_FOUND: &str = "PipelineNotFoundException";
+const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+
+/// [`AwsApi`] over the AWS SDK clients.
+#[derive(Debug, Clone)]
+pub struct SdkAws {
+    codepipeline: cp::Client,
+    codebuild: cb::Client,
+}
+
+impl SdkAws {
+    /// Clients for CodePipeline and CodeBuild sharing one SDK configuration.
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            codepipeline: cp::Client::new(config),
+            codebuild: cb::Client::new(config),
+        }
+    }
+
+    /// The standard AWS configuration chain: environment (including `AWS_ENDPOINT_URL`),
+    /// shared config and credentials files, SSO, web identity, container and instance metadata.
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Self::new(&config)
+    }
+
+    pub fn codepipeline(&self) -> &cp::Client {
+        &self.codepipeline
+    }
+
+    pub fn codebuild(&self) -> &cb::Client {
+        &self.codebuild
+    }
+
+    fn region(&self) -> Option<&str> {
+        self.codepipeline.config().region().map(|r| r.as_ref())
+    }
+
+    /// GetPipeline: the declaration and its ARN, `None` when the pipeline does not exist.
+    async fn fetch_pipeline(&self, name: &str) -> Result<Option<FetchedPipeline>, AwsError> {
+        const OP: &str = "GetPipeline";
+        debug!(operation = OP, pipeline = name, "calling AWS");
+        let out = match self.codepipeline.get_pipeline().name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = from_sdk_error(OP, e);
+                if e.code == PIPELINE_NOT_FOUND {
+                    debug!(operation = OP, pipeline = name, "pipeline not found");
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+        };
+        let Some(declaration) = out.pipeline else {
+            return Err(invalid_response(OP, "response has no pipeline"));
+        };
+        let (arn, arn_from_metadata) = match out.metadata.and_then(|m| m.pipeline_arn) {
+            Some(arn) => (arn, true),
+            None => {
+                let arn = fallback_pipeline_arn(self.region(), &declaration.role_arn, name)
+                    .ok_or_else(|| invalid_response(OP, "response has no pipeline ARN"))?;
+                debug!(operation = OP, pipeline = name, arn = %arn, "no pipelineArn in metadata; using the derived ARN");
+                (arn, false)
+            }
+        };
+        Ok(Some(FetchedPipeline {
+            declaration,
+            arn,
+            arn_from_metadata,
+        }))
+    }
+
+    /// ListTagsForResource, all pages, sorted. `None` when the resource does not exist.
+    async fn list_pipeline_tags(
+        &self,
+        name: &str,
+        arn: &str,
+    ) -> Result<Option<Vec<Tag>>, AwsError> {
+        const OP: &str = "ListTagsForResource";
+        let mut tags = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            debug!(operation = OP, pipeline = name, "calling AWS");
+            let out = match self
+                .codepipeline
+                .list_tags_for_resource()
+                .resource_arn(arn)
+                .set_next_token(token.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = from_sdk_error(OP, e);
+                    if is_not_found(&e) {
+                        return Ok(None);
+                    }
+                    return Err(e);
+                }
+            };
+            tags.extend(convert::tags_from_pipeline_sdk(out.tags()));
+            match next_page(OP, token.as_deref(), out.next_token)? {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        tags.sort();
+        Ok(Some(tags))
+    }
+}
+
+struct FetchedPipeline {
+    declaration: cp::types::PipelineDeclaration,
+    arn: String,
+    /// False when the ARN was derived because GetPipeline returned none.
+    arn_from_metadata: bool,
+}
+
+#[async_trait]
+impl AwsApi for SdkAws {
+    async fn get_pipeline(&self, name: &str) -> Result<Option<ObservedPipeline>, AwsError> {
+        let Some(fetched) = self.fetch_pipeline(name).await? else {
+            return Ok(None);
+        };
+        let tags = match self.list_pipeline_tags(name, &fetched.arn).await? {
+            Some(tags) => tags,
+            // Deleted between the two calls. With a derived ARN, "not found" may instead mean
+            // the derivation was wrong, so that is reported rather than guessed away.
+            None if fetched.arn_from_metadata => return Ok(None),
+            None => return Err(derived_arn_not_found(&fetched.arn)),
+        };
+        let (declaration, unmanaged) = convert::pipeline_from_sdk(&fetched.declaration);
+        Ok(Some(ObservedPipeline {
+            declaration,
+            unmanaged,
+            arn: fetched.arn,
+            tags,
+        }))
+    }
+
+    async fn create_pipeline(
+        &self,
+        pipeline: &PipelineDeclaration,
+        tags: &[Tag],
+    ) -> Result<String, AwsError> {
+        const OP: &str = "CreatePipeline";
+        let mut declaration =
+            convert::pipeline_to_sdk(pipeline).map_err(|e| from_build_error(OP, e))?;
+        // A new pipeline always starts at version 1; AWS assigns it.
+        declaration.version = None;
+        let sdk_tags = convert::tags_to_pipeline_sdk(tags).map_err(|e| from_build_error(OP, e))?;
+        debug!(operation = OP, pipeline = %pipeline.name, tags = tags.len(), "calling AWS");
+        self.codepipeline
+            .create_pipeline()
+            .pipeline(declaration)
+            .set_tags((!sdk_tags.is_empty()).then_some(sdk_tags))
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        // CreatePipeline returns no ARN: read it back, or derive it if that read fails.
+        let fetched = self.fetch_pipeline(&pipeline.name).await;
+        match fetched {
+            Ok(Some(f)) => Ok(f.arn),
+            other => {
+                let derived =
+                    fallback_pipeline_arn(self.region(), &pipeline.role_arn, &pipeline.name);
+                match (derived, other) {
+                    (Some(arn), _) => Ok(arn),
+                    (None, Err(e)) => Err(e),
+                    (None, _) => Err(invalid_response(
+                        "GetPipeline",
+                        "pipeline not found right after CreatePipeline",
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn update_pipeline(&self, pipeline: &PipelineDeclaration) -> Result<i32, AwsError> {
+        const OP: &str = "UpdatePipeline";
+        let declaration =
+            convert::pipeline_to_sdk(pipeline).map_err(|e| from_build_error(OP, e))?;
+        debug!(operation = OP, pipeline = %pipeline.name, "calling AWS");
+        let out = self
+            .codepipeline
+            .update_pipeline()
+            .pipeline(declaration)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        let version = out
+            .pipeline
+            .and_then(|p| p.version)
+            .ok_or_else(|| invalid_response(OP, "response has no pipeline version"))?;
+        debug!(operation = OP, pipeline = %pipeline.name, version, "pipeline updated");
+        Ok(version)
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> Result<(), AwsError> {
+        const OP: &str = "DeletePipeline";
+        debug!(operation = OP, pipeline = name, "calling AWS");
+        match self.codepipeline.delete_pipeline().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = from_sdk_error(OP, e);
+                if is_not_found(&e) {
+                    debug!(operation = OP, pipeline = name, "pipeline already gone");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn tag_pipeline(&self, arn: &str, tags: &[Tag]) -> Result<(), AwsError> {
+        const OP: &str = "TagResource";
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let sdk_tags = convert::tags_to_pipeline_sdk(tags).map_err(|e| from_build_error(OP, e))?;
+        debug!(
+            operation = OP,
+            pipeline = arn,
+            tags = tags.len(),
+            "calling AWS"
+        );
+        self.codepipeline
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(sdk_tags))
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn untag_pipeline(&self, arn: &str, keys: &[String]) -> Result<(), AwsError> {
+        const OP: &str = "UntagResource";
+        if keys.is_empty() {
+            return Ok(());
+        }
+        debug!(
+            operation = OP,
+            pipeline = arn,
+            keys = keys.len(),
+            "calling AWS"
+        );
+        self.codepipeline
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>, AwsError> {
+        const OP: &str = "ListPipelines";
+        let mut pipelines = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            debug!(operation = OP, "calling AWS");
+            let out = self
+                .codepipeline
+                .list_pipelines()
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| from_sdk_error(OP, e))?;
+            pipelines.extend(out.pipelines().iter().filter_map(|p| {
+                p.name
+                    .as_ref()
+                    .map(|name| PipelineSummary { name: name.clone() })
+            }));
+            match next_page(OP, token.as_deref(), out.next_token)? {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        debug!(operation = OP, count = pipelines.len(), "listed pipelines");
+        Ok(pipelines)
+    }
+
+    async fn pipeline_tags(&self, name: &str) -> Result<Option<(String, Vec<Tag>)>, AwsError> {
+        let Some(fetched) = self.fetch_pipeline(name).await? else {
+            return Ok(None);
+        };
+        match self.list_pipeline_tags(name, &fetched.arn).await? {
+            Some(tags) => Ok(Some((fetched.arn, tags))),
+            None if fetched.arn_from_metadata => Ok(None),
+            None => Err(derived_arn_not_found(&fetched.arn)),
+        }
+    }
+
+    async fn get_projects(&self, names: &[String]) -> Result<Vec<ObservedProject>, AwsError> {
+        const OP: &str = "BatchGetProjects";
+        let mut observed = Vec::with_capacity(names.len());
+        for chunk in names.chunks(BATCH_GET_PROJECTS_MAX) {
+            debug!(operation = OP, projects = ?chunk, "calling AWS");
+            let out = self
+                .codebuild
+                .batch_get_projects()
+                .set_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| from_sdk_error(OP, e))?;
+            if !out.projects_not_found().is_empty() {
+                debug!(operation = OP, not_found = ?out.projects_not_found(), "projects not found");
+            }
+            observed.extend(out.projects().iter().map(|p| ObservedProject {
+                project: convert::project_from_sdk(p),
+                arn: p.arn.clone().unwrap_or_default(),
+            }));
+        }
+        Ok(observed)
+    }
+
+    async fn create_project(&self, project: &Project) -> Result<(), AwsError> {
+        const OP: &str = "CreateProject";
+        let input = convert::create_project_input(project).map_err(|e| from_build_error(OP, e))?;
+        debug!(operation = OP, project = %project.name, "calling AWS");
+        input
+            .send_with(&self.codebuild)
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn update_project(&self, project: &Project) -> Result<(), AwsError> {
+        const OP: &str = "UpdateProject";
+        let input = convert::update_project_input(project).map_err(|e| from_build_error(OP, e))?;
+        debug!(operation = OP, project = %project.name, "calling AWS");
+        input
+            .send_with(&self.codebuild)
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
+        Ok(())
+    }
+
+    async fn delete_project(&self, name: &str) -> Result<(), AwsError> {
+        const OP: &str = "DeleteProject";
+        debug!(operation = OP, project = name, "calling AWS");
+        match self.codebuild.delete_project().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = from_sdk_error(OP, e);
+                if is_not_found(&e) {
+                    debug!(operation = OP, project = name, "project already gone");
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn list_projects(&self) -> Result<Vec<String>, AwsError> {
+        const OP: &str = "ListProjects";
+        let mut projects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            debug!(operation = OP, "calling AWS");
+            let out = self
+                .codebuild
+                .list_projects()
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| from_sdk_error(OP, e))?;
+            projects.extend(out.projects().iter().cloned());
+            match next_page(OP, token.as_deref(), out.next_token)? {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        debug!(operation = OP, count = projects.len(), "listed projects");
+        Ok(projects)
+    }
+
+    async fn start_execution(&self, run: &StartRun) -> Result<String, AwsError> {
+        const OP: &str = "StartPipelineExecution";
+        let mut request = self
+            .codepipeline
+            .start_pipeline_execution()
+            .name(&run.pipeline)
+            .client_request_token(&run.client_request_token);
+        if let Some(commit) = &run.commit {
+            let revision = cp::types::SourceRevisionOverride::builder()
+                .action_name(&run.source_action)
+                .revision_type(cp::types::SourceRevisionType::CommitId)
+                .revision_value(commit)
+                .build()
+                .map_err(|e| from_build_error(OP, e))?;
+            request = request.source_revisions(revision);
+        }
+        debug!(
+            operation = OP,
+            pipeline = %run.pipeline,
+            source_action = %run.source_action,
+            commit = run.commit.as_deref(),
+            "calling AWS"
+        );
+        let out = request.send().await.map_err(|e| from_sdk_error(OP, e))?;
+        let id = out
+            .pipeline_execution_id
+            .ok_or_else(|| invalid_response(OP, "response has no pipelineExecutionId"))?;
+        debug!(operation = OP, pipeline = %run.pipeline, execution = %id, "execution started");
+        Ok(id)
+    }
+}
+
+/// Classifies an SDK failure. Service errors keep AWS's code and message and are classified
+/// by code and HTTP status; transport failures are retryable; a request that could not be
+/// constructed is not.
+pub fn from_sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let transport = |code: &str, retry: Retry| AwsError {
+        operation,
+        code: code.to_string(),
+        message: DisplayErrorContext(&err).to_string(),
+        retry,
+    };
+    let mapped = match &err {
+        SdkError::ServiceError(ctx) => {
+            let service = ctx.err();
+            let status = ctx.raw().status().as_u16();
+            let code = service.code().unwrap_or("Unknown").to_string();
+            let message = match service.message() {
+                Some(m) => m.to_string(),
+                None => DisplayErrorContext(service).to_string(),
+            };
+            let retry = classify(&code, Some(status));
+            AwsError {
+                operation,
+                code,
+                message,
+                retry,
+            }
+        }
+        SdkError::TimeoutError(_) => transport("Timeout", Retry::Retryable),
+        SdkError::DispatchFailure(_) => transport("DispatchFailure", Retry::Retryable),
+        SdkError::ResponseError(_) => transport("ResponseError", Retry::Retryable),
+        SdkError::ConstructionFailure(_) => transport("ConstructionFailure", Retry::Terminal),
+        _ => transport("SdkError", Retry::Terminal),
+    };
+    debug!(
+        operation,
+        code = %mapped.code,
+        retryable = mapped.is_retryable(),
+        status = err.raw_response().map(|r| r.status().as_u16()),
+        "AWS call failed"
+    );
+    mapped
+}
+
+/// A request the SDK builders refused: retrying cannot help.
+pub fn from_build_error(operation: &'static str, err: BuildError) -> AwsError {
+    AwsError {
+        operation,
+        code: "InvalidInput".into(),
+        message: DisplayErrorContext(&err).to_string(),
+        retry: Retry::Terminal,
+    }
+}
+
+/// A successful response missing a member AWS always returns.
+fn invalid_response(operation: &'static str, message: &str) -> AwsError {
+    AwsError {
+        operation,
+        code: "InvalidResponse".into(),
+        message: message.into(),
+        retry: Retry::Retryable,
+    }
+}
+
+/// ListTagsForResource found nothing at an ARN derived rather than returned by GetPipeline:
+/// the derivation may be wrong, so this is not taken to mean the pipeline is gone.
+fn derived_arn_not_found(arn: &str) -> AwsError {
+    AwsError {
+        operation: "ListTagsForResource",
+        code: RESOURCE_NOT_FOUND.into(),
+        message: format!("no resource {arn} (ARN derived, not returned by GetPipeline)"),
+        retry: Retry::Terminal,
+    }
+}
+
+fn is_not_found(e: &AwsError) -> bool {
+    e.code == PIPELINE_NOT_FOUND || e.code == RESOURCE_NOT_FOUND
+}
+
+/// The next page token, `None` on the last page. A server handing back the token it was just
+/// given would loop forever, so that is an error.
+fn next_page(
+    operation: &'static str,
+    current: Option<&str>,
+    next: Option<String>,
+) -> Result<Option<String>, AwsError> {
+    match next {
+        None => Ok(None),
+        Some(next) if next.is_empty() => Ok(None),
+        Some(next) if Some(next.as_str()) == current => Err(invalid_response(
+            operation,
+            "nextToken repeats the request's token",
+        )),
+        Some(next) => Ok(Some(next)),
+    }
+}
+
+/// `arn:<partition>:codepipeline:<region>:<account>:<name>`, with partition and account taken
+/// from the pipeline's service role (a pipeline's role lives in the pipeline's account). Only
+/// for when AWS does not return the ARN itself.
+pub fn fallback_pipeline_arn(region: Option<&str>, role_arn: &str, name: &str) -> Option<String> {
+    let region = region.filter(|r| !r.is_empty())?;
+    let mut parts = role_arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(_), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if partition.is_empty() || account.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "arn:{partition}:codepipeline:{region}:{account}:{name}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use cp::error::ConnectorError;
+    use cp::operation::get_pipeline::GetPipelineError;
+
+    fn response(status: u16) -> HttpResponse {
+        HttpResponse::new(status.try_into().unwrap(), SdkBody::empty())
+    }
+
+    fn service(code: &str, message: &str, status: u16) -> SdkError<GetPipelineError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        SdkError::service_error(GetPipelineError::generic(meta), response(status))
+    }
+
+    #[test]
+    fn service_errors_keep_code_and_message() {
+        let e = from_sdk_error(
+            "GetPipeline",
+            service("ValidationException", "bad name", 400),
+        );
+        assert_eq!(
+            e,
+            AwsError {
+                operation: "GetPipeline",
+                code: "ValidationException".into(),
+                message: "bad name".into(),
+                retry: Retry::Terminal,
+            }
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable() {
+        let e = from_sdk_error(
+            "GetPipeline",
+            service("ThrottlingException", "slow down", 400),
+        );
+        assert_eq!(e.retry, Retry::Retryable);
+        let e = from_sdk_error("GetPipeline", service("SomethingOdd", "", 503));
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("SomethingOdd", Retry::Retryable)
+        );
+    }
+
+    #[test]
+    fn modeled_not_found_is_recognized() {
+        let modeled = cp::types::error::PipelineNotFoundException::builder()
+            .message("no such pipeline")
+            .meta(
+                ErrorMetadata::builder()
+                    .code(PIPELINE_NOT_FOUND)
+                    .message("no such pipeline")
+                    .build(),
+            )
+            .build();
+        let err = SdkError::service_error(
+            GetPipelineError::PipelineNotFoundException(modeled),
+            response(400),
+        );
+        let e = from_sdk_error("GetPipeline", err);
+        assert_eq!(e.code, PIPELINE_NOT_FOUND);
+        assert_eq!(e.retry, Retry::Terminal);
+        assert!(is_not_found(&e));
+    }
+
+    #[test]
+    fn missing_code_is_unknown_and_classified_by_status() {
+        let meta = ErrorMetadata::builder().build();
+        let err: SdkError<GetPipelineError, HttpResponse> =
+            SdkError::service_error(GetPipelineError::generic(meta), response(500));
+        let e = from_sdk_error("GetPipeline", err);
+        assert_eq!((e.code.as_str(), e.retry), ("Unknown", Retry::Retryable));
+    }
+
+    #[test]
+    fn transport_failures_are_retryable() {
+        let timeout: SdkError<GetPipelineError, HttpResponse> =
+            SdkError::timeout_error("took too long");
+        let e = from_sdk_error("GetPipeline", timeout);
+        assert_eq!((e.code.as_str(), e.retry), ("Timeout", Retry::Retryable));
+        assert!(e.message.contains("took too long"), "{}", e.message);
+
+        let dispatch: SdkError<GetPipelineError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        let e = from_sdk_error("GetPipeline", dispatch);
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("DispatchFailure", Retry::Retryable)
+        );
+
+        let garbled: SdkError<GetPipelineError, HttpResponse> =
+            SdkError::response_error("truncated body", response(200));
+        let e = from_sdk_error("GetPipeline", garbled);
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("ResponseError", Retry::Retryable)
+        );
+    }
+
+    #[test]
+    fn construction_failures_are_terminal() {
+        let err: SdkError<GetPipelineError, HttpResponse> =
+            SdkError::construction_failure("no region");
+        let e = from_sdk_error("GetPipeline", err);
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("ConstructionFailure", Retry::Terminal)
+        );
+    }
+
+    #[test]
+    fn build_errors_are_terminal_invalid_input() {
+        let err = cp::types::SourceRevisionOverride::builder()
+            .build()
+            .unwrap_err();
+        let e = from_build_error("StartPipelineExecution", err);
+        assert_eq!(e.operation, "StartPipelineExecution");
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("InvalidInput", Retry::Terminal)
+        );
+        assert!(e.message.contains("action_name"), "{}", e.message);
+    }
+
+    #[test]
+    fn fallback_arn_uses_role_partition_and_account() {
+        assert_eq!(
+            fallback_pipeline_arn(Some("eu-west-1"), "arn:aws:iam::111122223333:role/x", "p")
+                .as_deref(),
+            Some("arn:aws:codepipeline:eu-west-1:111122223333:p")
+        );
+        assert_eq!(
+            fallback_pipeline_arn(
+                Some("cn-north-1"),
+                "arn:aws-cn:iam::111122223333:role/a/b",
+                "p"
+            )
+            .as_deref(),
+            Some("arn:aws-cn:codepipeline:cn-north-1:111122223333:p")
+        );
+        assert_eq!(
+            fallback_pipeline_arn(None, "arn:aws:iam::1:role/x", "p"),
+            None
+        );
+        assert_eq!(
+            fallback_pipeline_arn(Some("us-east-1"), "not-an-arn", "p"),
+            None
+        );
+        assert_eq!(
+            fallback_pipeline_arn(Some("us-east-1"), "arn:aws:iam:::role/x", "p"),
+            None
+        );
+    }
+
+    #[test]
+    fn pagination_stops_on_missing_or_empty_token_and_rejects_loops() {
+        assert_eq!(next_page("ListProjects", None, None).unwrap(), None);
+        assert_eq!(
+            next_page("ListProjects", None, Some(String::new())).unwrap(),
+            None
+        );
+        assert_eq!(
+            next_page("ListProjects", Some("a"), Some("b".into())).unwrap(),
+            Some("b".into())
+        );
+        assert!(next_page("ListProjects", Some("a"), Some("a".into())).is_err());
+    }
+
+    /// A minimal AWS JSON endpoint: answers each request with the next canned
+    /// `(status, body)` and records `(X-Amz-Target operation, JSON body)`.
+    mod fake {
+        use std::sync::{Arc, Mutex};
+
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpListener;
+
+        pub type Requests = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+        pub async fn serve(responses: Vec<(u16, String)>) -> (super::SdkAws, Requests) {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let requests: Requests = Arc::default();
+            let responses = Arc::new(Mutex::new(responses.into_iter()));
+            let log = requests.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (log, responses) = (log.clone(), responses.clone());
+                    tokio::spawn(async move {
+                        let (read, mut write) = socket.into_split();
+                        let mut read = BufReader::new(read);
+                        loop {
+                            let (mut target, mut length) = (String::new(), 0usize);
+                            loop {
+                                let mut line = String::new();
+                                if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                let line = line.trim_end();
+                                if line.is_empty() {
+                                    break;
+                                }
+                                if let Some((name, value)) = line.split_once(':') {
+                                    let value = value.trim();
+                                    match name.to_ascii_lowercase().as_str() {
+                                        "x-amz-target" => {
+                                            target = value.rsplit('.').next().unwrap().into()
+                                        }
+                                        "content-length" => length = value.parse().unwrap(),
+                                        _ => {}
+                                    }
+                                }
+                            }
+                            let mut body = vec![0; length];
+                            read.read_exact(&mut body).await.unwrap();
+                            let json = serde_json::from_slice(&body).unwrap_or_default();
+                            log.lock().unwrap().push((target, json));
+                            let next = responses.lock().unwrap().next();
+                            let (status, body) = next.expect("an unexpected extra request");
+                            let head = format!(
+                                "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                                 Content-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            write.write_all(head.as_bytes()).await.unwrap();
+                            write.write_all(body.as_bytes()).await.unwrap();
+                        }
+                    });
+                }
+            });
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("eu-west-1"))
+                .credentials_provider(aws_sdk_codepipeline::config::Credentials::new(
+                    "k", "s", None, None, "test",
+                ))
+                .endpoint_url(url)
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .load()
+                .await;
+            (super::SdkAws::new(&config), requests)
+        }
+
+        pub fn ok(body: serde_json::Value) -> (u16, String) {
+            (200, body.to_string())
+        }
+
+        pub fn error(status: u16, code: &str) -> (u16, String) {
+            let body = serde_json::json!({"__type": code, "message": format!("fake {code}")});
+            (status, body.to_string())
+        }
+    }
+
+    use fake::{error, ok};
+    use serde_json::json;
+
+    fn recorded(requests: &fake::Requests) -> Vec<(String, serde_json::Value)> {
+        requests.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn start_execution_sends_token_and_commit_override() {
+        let (aws, requests) = fake::serve(vec![
+            ok(json!({"pipelineExecutionId": "exec-1"})),
+            ok(json!({"pipelineExecutionId": "exec-2"})),
+        ])
+        .await;
+        let run = StartRun {
+            pipeline: "p".into(),
+            source_action: "Source".into(),
+            commit: Some("0123abc".into()),
+            client_request_token: "token-1".into(),
+        };
+        assert_eq!(aws.start_execution(&run).await.unwrap(), "exec-1");
+        let run = StartRun {
+            commit: None,
+            ..run
+        };
+        assert_eq!(aws.start_execution(&run).await.unwrap(), "exec-2");
+        let sent = recorded(&requests);
+        assert_eq!(sent[0].0, "StartPipelineExecution");
+        assert_eq!(
+            sent[0].1,
+            json!({
+                "name": "p",
+                "clientRequestToken": "token-1",
+                "sourceRevisions": [
+                    {"actionName": "Source", "revisionType": "COMMIT_ID", "revisionValue": "0123abc"}
+                ],
+            })
+        );
+        assert_eq!(
+            sent[1].1,
+            json!({"name": "p", "clientRequestToken": "token-1"})
+        );
+    }
+
+    #[tokio::test]
+    async fn listings_follow_next_token() {
+        let (aws, requests) = fake::serve(vec![
+            ok(json!({"projects": ["a", "b"], "nextToken": "t1"})),
+            ok(json!({"projects": ["c"]})),
+            ok(json!({"pipelines": [{"name": "p1"}], "nextToken": "u1"})),
+            ok(json!({"pipelines": [{"name": "p2"}], "nextToken": "u2"})),
+            ok(json!({"pipelines": []})),
+        ])
+        .await;
+        assert_eq!(aws.list_projects().await.unwrap(), ["a", "b", "c"]);
+        let names: Vec<String> = aws
+            .list_pipelines()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["p1", "p2"]);
+        let tokens: Vec<_> = recorded(&requests)
+            .into_iter()
+            .map(|(op, body)| (op, body.get("nextToken").cloned()))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                ("ListProjects".to_string(), None),
+                ("ListProjects".to_string(), Some(json!("t1"))),
+                ("ListPipelines".to_string(), None),
+                ("ListPipelines".to_string(), Some(json!("u1"))),
+                ("ListPipelines".to_string(), Some(json!("u2"))),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_next_token_is_an_error_not_a_loop() {
+        let (aws, _) = fake::serve(vec![
+            ok(json!({"projects": ["a"], "nextToken": "same"})),
+            ok(json!({"projects": ["b"], "nextToken": "same"})),
+        ])
+        .await;
+        let e = aws.list_projects().await.unwrap_err();
+        assert_eq!(
+            (e.operation, e.code.as_str()),
+            ("ListProjects", "InvalidResponse")
+        );
+    }
+
+    #[tokio::test]
+    async fn get_projects_chunks_by_100_and_skips_not_found() {
+        let names: Vec<String> = (0..250).map(|i| format!("p{i}")).collect();
+        let (aws, requests) = fake::serve(vec![
+            ok(json!({"projects": [{"name": "p0", "arn": "arn:p0"}], "projectsNotFound": ["p1"]})),
+            ok(json!({"projects": []})),
+            ok(json!({"projects": [{"name": "p200", "arn": "arn:p200"}]})),
+        ])
+        .await;
+        let got = aws.get_projects(&names).await.unwrap();
+        assert_eq!(
+            got.iter().map(|o| o.arn.as_str()).collect::<Vec<_>>(),
+            ["arn:p0", "arn:p200"]
+        );
+        let sizes: Vec<usize> = recorded(&requests)
+            .iter()
+            .map(|(_, body)| body["names"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        // No names, no call (BatchGetProjects requires at least one).
+        assert_eq!(aws.get_projects(&[]).await.unwrap(), vec![]);
+        assert_eq!(recorded(&requests).len(), 3);
+    }
+
+    fn minimal_pipeline(metadata: serde_json::Value) -> serde_json::Value {
+        json!({
+            "pipeline": {
+                "name": "p",
+                "roleArn": "arn:aws:iam::111122223333:role/r",
+                "artifactStore": {"type": "S3", "location": "bucket"},
+                "stages": [],
+                "version": 3,
+            },
+            "metadata": metadata,
+        })
+    }
+
+    #[tokio::test]
+    async fn get_pipeline_reads_arn_from_metadata_then_tags() {
+        let arn = "arn:aws:codepipeline:eu-west-1:444455556666:p";
+        let (aws, requests) = fake::serve(vec![
+            ok(minimal_pipeline(json!({"pipelineArn": arn}))),
+            ok(json!({"tags": [{"key": "b", "value": "2"}], "nextToken": "n"})),
+            ok(json!({"tags": [{"key": "a", "value": "1"}]})),
+        ])
+        .await;
+        let observed = aws.get_pipeline("p").await.unwrap().unwrap();
+        assert_eq!(observed.arn, arn);
+        assert_eq!(observed.declaration.version, Some(3));
+        let keys: Vec<&str> = observed.tags.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        let sent = recorded(&requests);
+        assert_eq!(sent[1].1, json!({"resourceArn": arn}));
+        assert_eq!(sent[2].1, json!({"resourceArn": arn, "nextToken": "n"}));
+    }
+
+    #[tokio::test]
+    async fn get_pipeline_derives_the_arn_when_metadata_lacks_it() {
+        let (aws, requests) = fake::serve(vec![
+            ok(minimal_pipeline(json!({}))),
+            ok(json!({"tags": []})),
+            ok(minimal_pipeline(json!({}))),
+            error(400, RESOURCE_NOT_FOUND),
+        ])
+        .await;
+        let observed = aws.get_pipeline("p").await.unwrap().unwrap();
+        assert_eq!(
+            observed.arn,
+            "arn:aws:codepipeline:eu-west-1:111122223333:p"
+        );
+        assert_eq!(
+            recorded(&requests)[1].1,
+            json!({"resourceArn": "arn:aws:codepipeline:eu-west-1:111122223333:p"})
+        );
+        // With a derived ARN, "no such resource" is not taken to mean "no pipeline".
+        let e = aws.pipeline_tags("p").await.unwrap_err();
+        assert_eq!(e.code, RESOURCE_NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn not_found_means_none_or_already_deleted() {
+        let (aws, _) = fake::serve(vec![
+            error(400, PIPELINE_NOT_FOUND),
+            error(400, PIPELINE_NOT_FOUND),
+            error(400, PIPELINE_NOT_FOUND),
+            error(400, RESOURCE_NOT_FOUND),
+            error(400, "AccessDeniedException"),
+            error(503, "ServiceUnavailableException"),
+        ])
+        .await;
+        assert_eq!(aws.get_pipeline("p").await.unwrap(), None);
+        assert_eq!(aws.pipeline_tags("p").await.unwrap(), None);
+        aws.delete_pipeline("p").await.unwrap();
+        aws.delete_project("p").await.unwrap();
+        let e = aws.delete_project("p").await.unwrap_err();
+        assert_eq!(
+            (e.operation, e.code.as_str(), e.retry),
+            ("DeleteProject", "AccessDeniedException", Retry::Terminal)
+        );
+        let e = aws.get_pipeline("p").await.unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.retry),
+            ("ServiceUnavailableException", Retry::Retryable)
+        );
+    }
+}

@@ -1,0 +1,426 @@
+//! `SdkAws` against moto (patched by `tests/moto_ext`): the SDK adapter and the conversions in
+//! `aws::convert` round-trip the render of `examples/orders-api.yaml` through an AWS-protocol
+//! server. Needs `scripts/testbed-install.sh`.
+//!
+//! Tests share one bed; each renders the example into its own namespace (so its own pipeline
+//! and project names) with a pipeline role created in moto, whose account is 123456789012.
+
+mod support;
+
+use branchpipeline::aws::sdk::SdkAws;
+use branchpipeline::aws::{AwsApi, AwsError, ObservedProject, Retry, StartRun};
+use branchpipeline::manifest;
+use branchpipeline::render::{self, model::*};
+use pretty_assertions::assert_eq;
+use support::{AWS_ACCOUNT_ID, AWS_REGION, TestBed, unique_name};
+
+struct Fixture {
+    bed: &'static TestBed,
+    aws: SdkAws,
+    desired: DesiredState,
+}
+
+/// The example rendered into namespace `<prefix>-<random>`, with roles in moto's account.
+async fn fixture(prefix: &str) -> Fixture {
+    let bed = TestBed::shared().await;
+    let namespace = unique_name(prefix);
+    let role = bed
+        .create_codepipeline_role(&format!("{namespace}-codepipeline"))
+        .await
+        .expect("create the pipeline role in moto");
+    assert_eq!(
+        role,
+        format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codepipeline")
+    );
+
+    let text = include_str!("../examples/orders-api.yaml");
+    let mut bp = manifest::parse_documents(text)
+        .remove(0)
+        .result
+        .expect("example parses");
+    bp.metadata.namespace = Some(namespace.clone());
+    bp.spec.pipeline_role_arn = role;
+    // moto's CodeBuild only checks that the service role is in the caller's account.
+    bp.spec.build_role_arn = format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codebuild");
+    let desired = render::render(&bp).expect("example renders");
+    assert_eq!(desired.pipelines.len(), 2);
+    assert_eq!(desired.projects.len(), 8);
+
+    let aws = SdkAws::new(&bed.aws_config().await);
+    Fixture { bed, aws, desired }
+}
+
+fn project_names(desired: &DesiredState) -> Vec<String> {
+    desired.projects.iter().map(|p| p.name.clone()).collect()
+}
+
+fn by_name(mut observed: Vec<ObservedProject>) -> Vec<ObservedProject> {
+    observed.sort_by(|a, b| a.project.name.cmp(&b.project.name));
+    observed
+}
+
+fn sorted(mut tags: Vec<Tag>) -> Vec<Tag> {
+    tags.sort();
+    tags
+}
+
+fn pipeline_arn(name: &str) -> String {
+    format!("arn:aws:codepipeline:{AWS_REGION}:{AWS_ACCOUNT_ID}:{name}")
+}
+
+#[tokio::test]
+async fn projects_round_trip_update_list_and_delete() {
+    let f = fixture("sdk-projects").await;
+    let names = project_names(&f.desired);
+
+    for project in &f.desired.projects {
+        f.aws.create_project(project).await.expect("CreateProject");
+    }
+
+    // 1. Every project reads back equal to its render.
+    let observed = by_name(f.aws.get_projects(&names).await.expect("BatchGetProjects"));
+    let mut expected = f.desired.projects.clone();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        observed
+            .iter()
+            .map(|o| o.project.clone())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    for o in &observed {
+        assert_eq!(
+            o.arn,
+            format!(
+                "arn:aws:codebuild:{AWS_REGION}:{AWS_ACCOUNT_ID}:project/{}",
+                o.project.name
+            )
+        );
+    }
+
+    // 2. An update replaces the managed fields.
+    let mut changed = f.desired.projects[0].clone();
+    changed.environment.compute_type = "BUILD_GENERAL1_2XLARGE".into();
+    changed.timeout_in_minutes = 45;
+    changed.tags.push(Tag {
+        key: "zz-extra".into(),
+        value: "x".into(),
+    });
+    f.aws.update_project(&changed).await.expect("UpdateProject");
+    let observed = f
+        .aws
+        .get_projects(std::slice::from_ref(&changed.name))
+        .await
+        .expect("BatchGetProjects");
+    assert_eq!(observed.len(), 1);
+    assert_eq!(observed[0].project, changed);
+    // The other projects are untouched.
+    let others = by_name(f.aws.get_projects(&names[1..]).await.unwrap());
+    assert_eq!(
+        others.into_iter().map(|o| o.project).collect::<Vec<_>>(),
+        expected
+            .iter()
+            .filter(|p| p.name != changed.name)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+
+    // Creating an existing project is a terminal error with AWS's code.
+    let err = f.aws.create_project(&changed).await.unwrap_err();
+    assert_eq!(err.operation, "CreateProject");
+    assert_eq!(err.code, "ResourceAlreadyExistsException");
+    assert_eq!(err.retry, Retry::Terminal);
+
+    let listed = f.aws.list_projects().await.expect("ListProjects");
+    for name in &names {
+        assert!(listed.contains(name), "{name} missing from {listed:?}");
+    }
+
+    // Deletion is idempotent.
+    for name in &names {
+        f.aws.delete_project(name).await.expect("DeleteProject");
+        f.aws
+            .delete_project(name)
+            .await
+            .expect("DeleteProject of a deleted project");
+    }
+    assert_eq!(f.aws.get_projects(&names).await.unwrap(), vec![]);
+    let listed = f.aws.list_projects().await.unwrap();
+    assert!(names.iter().all(|n| !listed.contains(n)), "{listed:?}");
+}
+
+#[tokio::test]
+async fn get_projects_skips_missing_names_and_batches_by_100() {
+    let f = fixture("sdk-batch").await;
+    let project = &f.desired.projects[0];
+    f.aws.create_project(project).await.expect("CreateProject");
+
+    // 150 names: the real one in the second chunk, 149 that do not exist.
+    let mut names: Vec<String> = (0..149)
+        .map(|i| format!("{}-missing-{i:03}", project.name))
+        .collect();
+    names.insert(120, project.name.clone());
+    let observed = f.aws.get_projects(&names).await.expect("BatchGetProjects");
+    assert_eq!(observed.len(), 1);
+    assert_eq!(&observed[0].project, project);
+
+    // Each chunk is one call, named in moto's log by its first name.
+    for first in [&names[0], &names[100]] {
+        assert_eq!(
+            f.bed
+                .aws_call_count("BatchGetProjects", Some(first))
+                .await
+                .unwrap(),
+            1,
+            "one BatchGetProjects starting with {first}"
+        );
+    }
+    assert_eq!(f.aws.get_projects(&[]).await.unwrap(), vec![]);
+    f.aws.delete_project(&project.name).await.unwrap();
+}
+
+#[tokio::test]
+async fn pipelines_round_trip_update_tag_list_and_delete() {
+    let f = fixture("sdk-pipelines").await;
+
+    // 3. Create both pipelines with tags; they read back equal to the render.
+    for desired in &f.desired.pipelines {
+        let name = &desired.pipeline.name;
+        assert_eq!(f.aws.get_pipeline(name).await.unwrap(), None);
+        let arn = f
+            .aws
+            .create_pipeline(&desired.pipeline, &desired.tags)
+            .await
+            .expect("CreatePipeline");
+        assert_eq!(arn, pipeline_arn(name));
+
+        let observed = f
+            .aws
+            .get_pipeline(name)
+            .await
+            .expect("GetPipeline")
+            .expect("pipeline exists");
+        assert_eq!(observed.declaration.version, Some(1));
+        let mut declaration = observed.declaration.clone();
+        declaration.version = None;
+        assert_eq!(declaration, desired.pipeline);
+        assert_eq!(observed.unmanaged, Vec::<String>::new());
+        assert_eq!(observed.arn, arn);
+        assert_eq!(observed.tags, sorted(desired.tags.clone()));
+    }
+
+    // 4. Update: version 2, and the change reads back.
+    let desired = &f.desired.pipelines[0];
+    let name = &desired.pipeline.name;
+    let arn = pipeline_arn(name);
+    let mut changed = desired.pipeline.clone();
+    changed.execution_mode = "PARALLEL".into();
+    changed.variables.push(PipelineVariable {
+        name: "Commit".into(),
+        default_value: Some("HEAD".into()),
+        description: Some("revision to build".into()),
+    });
+    assert_eq!(
+        f.aws
+            .update_pipeline(&changed)
+            .await
+            .expect("UpdatePipeline"),
+        2
+    );
+    let observed = f.aws.get_pipeline(name).await.unwrap().unwrap();
+    assert_eq!(observed.declaration.version, Some(2));
+    let mut declaration = observed.declaration;
+    declaration.version = None;
+    assert_eq!(declaration, changed);
+
+    // 5. Tags.
+    let added = [
+        Tag {
+            key: "team".into(),
+            value: "payments".into(),
+        },
+        Tag {
+            key: "zz-extra".into(),
+            value: "1".into(),
+        },
+    ];
+    f.aws.tag_pipeline(&arn, &added).await.expect("TagResource");
+    let (tags_arn, tags) = f
+        .aws
+        .pipeline_tags(name)
+        .await
+        .expect("pipeline_tags")
+        .expect("pipeline exists");
+    assert_eq!(tags_arn, arn);
+    let mut expected: Vec<Tag> = desired
+        .tags
+        .iter()
+        .filter(|t| t.key != "team")
+        .cloned()
+        .chain(added.iter().cloned())
+        .collect();
+    expected.sort();
+    assert_eq!(tags, expected);
+
+    f.aws
+        .untag_pipeline(&arn, &["zz-extra".to_string()])
+        .await
+        .expect("UntagResource");
+    expected.retain(|t| t.key != "zz-extra");
+    assert_eq!(
+        f.aws.get_pipeline(name).await.unwrap().unwrap().tags,
+        expected
+    );
+    // Empty tag and key lists are no-ops.
+    f.aws.tag_pipeline(&arn, &[]).await.unwrap();
+    f.aws.untag_pipeline(&arn, &[]).await.unwrap();
+
+    let listed: Vec<String> = f
+        .aws
+        .list_pipelines()
+        .await
+        .expect("ListPipelines")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    for p in &f.desired.pipelines {
+        assert!(listed.contains(&p.pipeline.name), "{listed:?}");
+    }
+
+    // Delete twice; then the pipeline is gone everywhere.
+    for p in &f.desired.pipelines {
+        let name = &p.pipeline.name;
+        f.aws.delete_pipeline(name).await.expect("DeletePipeline");
+        f.aws
+            .delete_pipeline(name)
+            .await
+            .expect("DeletePipeline of a deleted pipeline");
+        assert_eq!(f.aws.get_pipeline(name).await.unwrap(), None);
+        assert_eq!(f.aws.pipeline_tags(name).await.unwrap(), None);
+    }
+    let listed: Vec<String> = f
+        .aws
+        .list_pipelines()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        f.desired
+            .pipelines
+            .iter()
+            .all(|p| !listed.contains(&p.pipeline.name)),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test]
+async fn start_execution_returns_an_id() {
+    let f = fixture("sdk-start").await;
+    let desired = &f.desired.pipelines[0];
+    f.aws
+        .create_pipeline(&desired.pipeline, &desired.tags)
+        .await
+        .expect("CreatePipeline");
+    let source_action = desired.pipeline.triggers[0]
+        .git_configuration
+        .source_action_name
+        .clone();
+
+    let run = StartRun {
+        pipeline: desired.pipeline.name.clone(),
+        source_action: source_action.clone(),
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        client_request_token: unique_name("run"),
+    };
+    let id = f
+        .aws
+        .start_execution(&run)
+        .await
+        .expect("StartPipelineExecution");
+    assert!(!id.is_empty());
+
+    let without_commit = StartRun {
+        commit: None,
+        client_request_token: unique_name("run"),
+        ..run.clone()
+    };
+    let other = f.aws.start_execution(&without_commit).await.unwrap();
+    assert!(!other.is_empty());
+    assert_ne!(other, id);
+
+    // A pipeline that does not exist is a terminal error.
+    let missing = StartRun {
+        pipeline: format!("{}-missing", desired.pipeline.name),
+        ..run
+    };
+    let err = f.aws.start_execution(&missing).await.unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.retry),
+        ("PipelineNotFoundException", Retry::Terminal)
+    );
+
+    f.aws.delete_pipeline(&desired.pipeline.name).await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_resources_and_service_errors() {
+    let f = fixture("sdk-errors").await;
+    let name = unique_name("no-such-pipeline");
+    assert_eq!(f.aws.get_pipeline(&name).await.unwrap(), None);
+    assert_eq!(f.aws.pipeline_tags(&name).await.unwrap(), None);
+    f.aws.delete_pipeline(&name).await.unwrap();
+    f.aws
+        .delete_project(&unique_name("no-such-project"))
+        .await
+        .unwrap();
+
+    // moto (like AWS) refuses a role CodePipeline may not assume.
+    let mut bad = f.desired.pipelines[0].pipeline.clone();
+    bad.role_arn = format!(
+        "arn:aws:iam::{AWS_ACCOUNT_ID}:role/{}",
+        unique_name("absent")
+    );
+    let err = f.aws.create_pipeline(&bad, &[]).await.unwrap_err();
+    assert_eq!(err.operation, "CreatePipeline");
+    assert_eq!(err.code, "InvalidStructureException");
+    assert_eq!(err.retry, Retry::Terminal);
+    assert!(!err.message.is_empty());
+
+    // Updating a pipeline that does not exist fails terminally.
+    let err = f
+        .aws
+        .update_pipeline(&f.desired.pipelines[1].pipeline)
+        .await
+        .unwrap_err();
+    assert_eq!(err.operation, "UpdatePipeline");
+    assert_eq!(err.retry, Retry::Terminal, "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_a_retryable_dispatch_failure() {
+    // A port nobody listens on; no retries, so the failure is immediate.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(AWS_REGION))
+        .credentials_provider(aws_sdk_codebuild::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let aws = SdkAws::new(&config);
+    let err: AwsError = aws.get_pipeline("anything").await.unwrap_err();
+    assert_eq!(err.operation, "GetPipeline");
+    assert_eq!(err.code, "DispatchFailure");
+    assert_eq!(err.retry, Retry::Retryable);
+    let err = aws.list_projects().await.unwrap_err();
+    assert_eq!(
+        (err.operation, err.code.as_str(), err.retry),
+        ("ListProjects", "DispatchFailure", Retry::Retryable)
+    );
+}

@@ -1,0 +1,313 @@
+//! One test's world: a namespace on the shared bed, a moto role, the example manifest aimed at
+//! them, and controller processes (the real binary) watching that namespace.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use branchpipeline::api::BranchPipeline;
+use branchpipeline::aws::AwsApi;
+use branchpipeline::aws::sdk::SdkAws;
+use branchpipeline::manifest;
+use branchpipeline::render::{self, DesiredState};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+
+use crate::support::process::{Processes, log_tail};
+use crate::support::{AWS_ACCOUNT_ID, TestBed};
+
+pub const EXAMPLE: &str = include_str!("../../examples/orders-api.yaml");
+const TIMEOUT: Duration = Duration::from_secs(60);
+const MUTATING: &[&str] = &[
+    "CreatePipeline",
+    "UpdatePipeline",
+    "DeletePipeline",
+    "TagResource",
+    "UntagResource",
+    "CreateProject",
+    "UpdateProject",
+    "DeleteProject",
+    "StartPipelineExecution",
+];
+
+pub struct Harness {
+    pub bed: &'static TestBed,
+    pub ns: String,
+    pub api: Api<BranchPipeline>,
+    pub aws: SdkAws,
+    role_arn: String,
+    dir: tempfile::TempDir,
+    controllers: Vec<(Processes, PathBuf)>,
+}
+
+impl Harness {
+    pub async fn new(prefix: &str) -> Result<Self> {
+        let bed = TestBed::shared().await;
+        bed.install_crds().await?;
+        let ns = bed.unique_namespace(prefix).await?;
+        let role_arn = bed
+            .create_codepipeline_role(&format!("{ns}-pipeline"))
+            .await?;
+        Ok(Self {
+            api: Api::namespaced(bed.client(), &ns),
+            aws: SdkAws::new(&bed.aws_config().await),
+            bed,
+            ns,
+            role_arn,
+            dir: tempfile::tempdir()?,
+            controllers: Vec::new(),
+        })
+    }
+
+    /// The example, moved into this test's namespace and moto's account.
+    pub fn example(&self) -> BranchPipeline {
+        let text = EXAMPLE
+            .replace("namespace: team-orders", &format!("namespace: {}", self.ns))
+            .replace(
+                "arn:aws:iam::111122223333:role/orders-codepipeline",
+                &self.role_arn,
+            )
+            .replace("111122223333", AWS_ACCOUNT_ID);
+        manifest::parse_documents(&text)
+            .remove(0)
+            .result
+            .expect("example parses")
+    }
+
+    pub fn render(&self, bp: &BranchPipeline) -> DesiredState {
+        render::render(bp).expect("valid")
+    }
+
+    /// Starts a controller for this namespace with extra flags; returns its index.
+    pub fn start_controller(&mut self, args: &[&str]) -> Result<usize> {
+        self.start_controller_with_env(args, &[])
+    }
+
+    /// Like `start_controller`, with environment overrides (e.g. another AWS endpoint).
+    pub fn start_controller_with_env(
+        &mut self,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> Result<usize> {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        self.bed.write_kubeconfig(&kubeconfig)?;
+        let i = self.controllers.len();
+        let log = self.dir.path().join(format!("controller-{i}.log"));
+        let processes = Processes::new(self.dir.path().join(format!("controller-{i}.pids")));
+        let mut all_args = vec!["run".to_string(), "--namespace".into(), self.ns.clone()];
+        all_args.extend(args.iter().map(|a| a.to_string()));
+        let env = self.bed.controller_env(&kubeconfig);
+        let mut envs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        envs.push(("RUST_LOG", "info,branchpipeline=debug"));
+        envs.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        envs.extend_from_slice(overrides);
+        processes.spawn(
+            "controller",
+            std::path::Path::new(env!("CARGO_BIN_EXE_branchpipeline-controller")),
+            &all_args,
+            &envs,
+            &log,
+        )?;
+        self.controllers.push((processes, log));
+        Ok(i)
+    }
+
+    pub fn stop_controller(&self, i: usize) {
+        self.controllers[i].0.shutdown();
+    }
+
+    pub fn controller_pids(&self) -> Vec<u32> {
+        self.controllers
+            .iter()
+            .flat_map(|(p, _)| p.pids())
+            .map(|(_, pid)| pid)
+            .collect()
+    }
+
+    pub fn controller_log_full(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.controllers[i].1).unwrap_or_default()
+    }
+
+    pub fn controller_log(&self, i: usize) -> String {
+        log_tail(&self.controllers[i].1)
+    }
+
+    pub async fn apply(&self, bp: &BranchPipeline) -> Result<BranchPipeline> {
+        let mut value = serde_json::to_value(bp)?;
+        value.as_object_mut().unwrap().remove("status");
+        let name = bp.metadata.name.clone().unwrap();
+        Ok(self
+            .api
+            .patch(
+                &name,
+                &PatchParams::apply("integration-test").force(),
+                &Patch::Apply(&value),
+            )
+            .await?)
+    }
+
+    pub async fn annotate(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+        self.api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.api.delete(name, &DeleteParams::default()).await?;
+        Ok(())
+    }
+
+    /// Polls the resource until `check` passes; on timeout, fails with the last status and
+    /// the controller's log.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&BranchPipeline) -> bool,
+    ) -> Result<BranchPipeline> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let bp = self.api.get(name).await?;
+            if check(&bp) {
+                return Ok(bp);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out waiting for {what}; status: {:?}\n{}",
+                    bp.status,
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self, name: &str) -> Result<BranchPipeline> {
+        self.wait_for(name, "Ready=True at the current generation", is_ready)
+            .await
+    }
+
+    pub async fn wait_gone(&self, name: &str) -> Result<()> {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.api.get_opt(name).await?.is_some() {
+            if Instant::now() > deadline {
+                bail!(
+                    "timed out waiting for {name} to be deleted\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// Polls until `check` passes against AWS, or times out.
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        let deadline = Instant::now() + TIMEOUT;
+        while !check().await? {
+            if Instant::now() > deadline {
+                bail!("timed out waiting for {what}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
+    pub fn logs(&self) -> String {
+        (0..self.controllers.len())
+            .map(|i| format!("--- controller {i} ---\n{}", self.controller_log(i)))
+            .collect()
+    }
+
+    /// Mutating AWS calls naming a resource of this test (names start with the namespace).
+    pub async fn mutating_calls(&self) -> Result<Vec<(String, String)>> {
+        let requests = self.bed.aws_requests().await?;
+        Ok(requests
+            .into_iter()
+            .filter_map(|r| Some((r.action?, r.resource?)))
+            .filter(|(action, resource)| {
+                MUTATING.contains(&action.as_str()) && self.owns_name(resource)
+            })
+            .collect())
+    }
+
+    /// Any AWS call naming a resource of this test.
+    pub async fn calls_naming_us(&self) -> Result<usize> {
+        let requests = self.bed.aws_requests().await?;
+        Ok(requests
+            .iter()
+            .filter(|r| r.resource.as_deref().is_some_and(|n| self.owns_name(n)))
+            .count())
+    }
+
+    fn owns_name(&self, resource: &str) -> bool {
+        resource.starts_with(&self.ns)
+            || resource
+                .rsplit(':')
+                .next()
+                .is_some_and(|n| n.starts_with(&self.ns))
+    }
+
+    pub async fn count(&self, action: &str) -> Result<usize> {
+        Ok(self
+            .mutating_calls()
+            .await?
+            .iter()
+            .filter(|(a, _)| a == action)
+            .count())
+    }
+
+    /// Pipelines and projects in moto whose names start with this test's namespace.
+    pub async fn aws_inventory(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut pipelines: Vec<String> = self
+            .aws
+            .list_pipelines()
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| n.starts_with(&self.ns))
+            .collect();
+        let mut projects: Vec<String> = self
+            .aws
+            .list_projects()
+            .await?
+            .into_iter()
+            .filter(|n| n.starts_with(&self.ns))
+            .collect();
+        pipelines.sort();
+        projects.sort();
+        Ok((pipelines, projects))
+    }
+
+    pub async fn events(&self) -> Result<Vec<(String, String)>> {
+        let events: Api<Event> = Api::namespaced(self.bed.client(), &self.ns);
+        Ok(events
+            .list(&ListParams::default())
+            .await
+            .context("listing events")?
+            .items
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect())
+    }
+}
+
+pub fn is_ready(bp: &BranchPipeline) -> bool {
+    condition(bp, "Ready").is_some_and(|(status, _)| status == "True")
+        && bp.status.as_ref().and_then(|s| s.observed_generation) == bp.metadata.generation
+}
+
+/// `(status, reason)` of a condition.
+pub fn condition(bp: &BranchPipeline, type_: &str) -> Option<(String, String)> {
+    bp.status
+        .as_ref()?
+        .condition(type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}

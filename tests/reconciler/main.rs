@@ -1,0 +1,469 @@
+//! The reconciler against the real test bed: the controller binary runs against a real
+//! kube-apiserver and moto; every assertion reads back from those servers.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod fault_proxy;
+mod harness;
+
+use anyhow::Result;
+use branchpipeline::api::{EnvironmentSpec, annotations};
+use branchpipeline::aws::AwsApi;
+use branchpipeline::render::model::Tag;
+use harness::{Harness, condition, is_ready};
+
+const NAME: &str = "orders-api";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_renders_two_pipelines_and_eight_projects() -> Result<()> {
+    let mut h = Harness::new("create").await?;
+    h.start_controller(&[])?;
+    let bp = h.example();
+    h.apply(&bp).await?;
+    let ready = h.wait_ready(NAME).await?;
+    let desired = h.render(&bp);
+
+    let (pipelines, projects) = h.aws_inventory().await?;
+    assert_eq!(
+        pipelines,
+        [
+            format!("{}-orders-api", h.ns),
+            format!("{}-orders-api-production", h.ns)
+        ]
+    );
+    assert_eq!(projects.len(), 8);
+    for want in &desired.pipelines {
+        let seen = h
+            .aws
+            .get_pipeline(&want.pipeline.name)
+            .await?
+            .expect("pipeline exists");
+        let mut declaration = seen.declaration.clone();
+        declaration.version = None;
+        assert_eq!(declaration, want.pipeline);
+        assert_eq!(seen.tags, want.tags);
+    }
+    let seen = h.aws.get_projects(&projects).await?;
+    for want in &desired.projects {
+        let got = seen
+            .iter()
+            .find(|p| p.project.name == want.name)
+            .expect("project exists");
+        assert_eq!(&got.project, want);
+    }
+
+    let status = ready.status.unwrap();
+    assert_eq!(status.observed_generation, ready.metadata.generation);
+    assert_eq!(status.pipeline_count, Some(2));
+    assert_eq!(status.projects.len(), 8);
+    assert_eq!(
+        status.pipelines[0].environments,
+        ["dev", "qa", "stage", "perf"]
+    );
+    assert!(
+        status
+            .pipelines
+            .iter()
+            .all(|p| p.arn.is_some() && p.version == Some(1))
+    );
+    assert_eq!(
+        condition_of(&ready_again(&h).await?, "Synced"),
+        ("True".into(), "Synced".into())
+    );
+    let events = h.events().await?;
+    assert_eq!(
+        events.iter().filter(|(r, _)| r == "Created").count(),
+        10,
+        "{events:?}"
+    );
+    Ok(())
+}
+
+async fn ready_again(h: &Harness) -> Result<branchpipeline::api::BranchPipeline> {
+    h.wait_ready(NAME).await
+}
+
+fn condition_of(bp: &branchpipeline::api::BranchPipeline, t: &str) -> (String, String) {
+    condition(bp, t).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_one_stage_sends_exactly_one_update_project() -> Result<()> {
+    let mut h = Harness::new("edit").await?;
+    h.start_controller(&[])?;
+    let mut bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    let before = h.mutating_calls().await?.len();
+
+    bp.spec.stages[1].compute_type = Some(branchpipeline::api::ComputeType::General1Xlarge);
+    let applied = h.apply(&bp).await?;
+    h.wait_for(NAME, "the new generation to be synced", |b| {
+        is_ready(b) && b.metadata.generation == applied.metadata.generation
+    })
+    .await?;
+
+    // Each pipeline runs its own `test` project, so the one stage edit is exactly one
+    // UpdateProject per pipeline's test project, and nothing else.
+    let mut new = h.mutating_calls().await?[before..].to_vec();
+    new.sort();
+    assert_eq!(
+        new,
+        [
+            (
+                "UpdateProject".to_string(),
+                format!("{}-orders-api-production-test", h.ns)
+            ),
+            (
+                "UpdateProject".to_string(),
+                format!("{}-orders-api-test", h.ns)
+            ),
+        ]
+    );
+    assert_eq!(h.count("UpdatePipeline").await?, 0);
+    let project = h
+        .aws
+        .get_projects(&[format!("{}-orders-api-test", h.ns)])
+        .await?;
+    assert_eq!(
+        project[0].project.environment.compute_type,
+        "BUILD_GENERAL1_XLARGE"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_and_shrinking_touch_only_the_affected_pipeline() -> Result<()> {
+    let mut h = Harness::new("grow").await?;
+    h.start_controller(&[])?;
+    let mut bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+
+    // Grow: a new environment in the default group.
+    let mut hotfix: EnvironmentSpec = bp.spec.environments[0].clone();
+    hotfix.name = "hotfix".into();
+    hotfix.branches = Some(vec!["hotfix/*".into()]);
+    bp.spec.environments.insert(3, hotfix);
+    let applied = h.apply(&bp).await?;
+    h.wait_for(NAME, "growth synced", |b| {
+        is_ready(b) && b.metadata.generation == applied.metadata.generation
+    })
+    .await?;
+    let main = format!("{}-orders-api", h.ns);
+    let calls = h.mutating_calls().await?;
+    let updates: Vec<_> = calls
+        .iter()
+        .filter(|(a, _)| a == "UpdatePipeline")
+        .collect();
+    assert_eq!(updates, [&("UpdatePipeline".to_string(), main.clone())]);
+    assert_eq!(h.count("UpdateProject").await?, 0);
+    let seen = h.aws.get_pipeline(&main).await?.unwrap();
+    assert!(
+        seen.declaration
+            .stages
+            .iter()
+            .any(|s| s.name == "deploy-hotfix")
+    );
+
+    // Shrink: drop the production group.
+    bp.spec.environments.retain(|e| e.pipeline.is_none());
+    let applied = h.apply(&bp).await?;
+    h.wait_for(NAME, "shrink synced", |b| {
+        is_ready(b) && b.metadata.generation == applied.metadata.generation
+    })
+    .await?;
+    let (pipelines, projects) = h.aws_inventory().await?;
+    assert_eq!(pipelines, [main.clone()]);
+    assert_eq!(projects.len(), 4);
+    assert!(projects.iter().all(|p| !p.contains("production")));
+    assert_eq!(h.count("DeletePipeline").await?, 1);
+    assert_eq!(h.count("DeleteProject").await?, 4);
+    assert_eq!(
+        h.count("UpdatePipeline").await?,
+        1,
+        "the main pipeline was not touched again"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_repaired_on_resync_with_an_event() -> Result<()> {
+    let mut h = Harness::new("drift").await?;
+    h.start_controller(&["--resync-interval", "2s"])?;
+    let bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    let desired = h.render(&bp);
+    let want = desired.pipelines[0].pipeline.clone();
+
+    // Someone deletes the perf stage in the console.
+    let mut edited = want.clone();
+    edited.stages.pop();
+    h.aws.update_pipeline(&edited).await?;
+    let name = want.name.clone();
+    h.eventually("the pipeline to be put back", || {
+        let (aws, want) = (&h.aws, &want);
+        let name = name.clone();
+        async move {
+            let seen = aws.get_pipeline(&name).await?.unwrap();
+            let mut d = seen.declaration;
+            d.version = None;
+            Ok(&d == want)
+        }
+    })
+    .await?;
+    h.eventually("a DriftRepaired event", || async {
+        Ok(h.events()
+            .await?
+            .iter()
+            .any(|(reason, note)| reason == "DriftRepaired" && note.contains(&name)))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_restart_and_resync_make_no_writes() -> Result<()> {
+    let mut h = Harness::new("idle").await?;
+    let first = h.start_controller(&[])?;
+    let bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    h.stop_controller(first);
+    let before = h.mutating_calls().await?;
+
+    h.start_controller(&["--resync-interval", "1s"])?;
+    // A restart reconciles everything once; then several resyncs run.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let after = h.mutating_calls().await?;
+    assert_eq!(
+        after,
+        before,
+        "no mutating AWS call after restart\n{}",
+        h.logs()
+    );
+    let log = h.controller_log_full(1);
+    assert!(log.matches("planned").count() >= 3, "resyncs ran\n{log}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_policy_removes_everything() -> Result<()> {
+    let mut h = Harness::new("delete").await?;
+    h.start_controller(&[])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    // A resource already gone must not block deletion.
+    h.aws
+        .delete_project(&format!("{}-orders-api-lint", h.ns))
+        .await?;
+    h.delete(NAME).await?;
+    h.wait_gone(NAME).await?;
+    assert_eq!(h.aws_inventory().await?, (vec![], vec![]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_policy_keeps_everything_and_releases_the_finalizer() -> Result<()> {
+    let mut h = Harness::new("retain").await?;
+    h.start_controller(&[])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    h.annotate(NAME, annotations::DELETION_POLICY, "Retain")
+        .await?;
+    h.delete(NAME).await?;
+    h.wait_gone(NAME).await?;
+    let (pipelines, projects) = h.aws_inventory().await?;
+    assert_eq!((pipelines.len(), projects.len()), (2, 8));
+    assert_eq!(
+        h.count("DeletePipeline").await? + h.count("DeleteProject").await?,
+        0
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_and_untagged_pipelines_are_left_alone_unless_adopted() -> Result<()> {
+    let mut h = Harness::new("owned").await?;
+    let bp = h.example();
+    let desired = h.render(&bp);
+    // Another resource's production pipeline, and an untagged hand-made main pipeline.
+    let prod = &desired.pipelines[1];
+    let other: Vec<Tag> = branchpipeline::render::owner_tags(&h.ns, "someone-else")
+        .into_iter()
+        .map(|(key, value)| Tag { key, value })
+        .collect();
+    let mut prod_decl = prod.pipeline.clone();
+    prod_decl.stages.pop();
+    h.aws.create_pipeline(&prod_decl, &other).await?;
+    let main = &desired.pipelines[0];
+    let mut main_decl = main.pipeline.clone();
+    main_decl.stages.pop();
+    h.aws.create_pipeline(&main_decl, &[]).await?;
+    let before = h.mutating_calls().await?.len();
+
+    h.start_controller(&[])?;
+    h.apply(&bp).await?;
+    let seen = h
+        .wait_for(NAME, "NotOwned", |b| {
+            condition(b, "Ready") == Some(("False".into(), "NotOwned".into()))
+        })
+        .await?;
+    let message = seen
+        .status
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("someone-else") && message.contains("adopt"),
+        "{message}"
+    );
+    assert_eq!(h.count("UpdatePipeline").await?, 0);
+    assert_eq!(h.count("TagResource").await?, 0);
+    assert_eq!(
+        h.count("CreatePipeline").await?,
+        2,
+        "only the test's own two creates"
+    );
+    let events = h.events().await?;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "NotOwned" && n.contains(&prod.pipeline.name)),
+        "{events:?}\n{}",
+        h.controller_log_full(0)
+            .lines()
+            .filter(|l| l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // Adopting takes the untagged one over; the foreign one stays untouched.
+    h.annotate(NAME, annotations::ADOPT, "true").await?;
+    h.eventually("the untagged pipeline to be adopted", || async {
+        let seen = h.aws.get_pipeline(&main.pipeline.name).await?.unwrap();
+        Ok(seen.tags == main.tags && seen.declaration.stages.len() == main.pipeline.stages.len())
+    })
+    .await?;
+    let foreign = h.aws.get_pipeline(&prod.pipeline.name).await?.unwrap();
+    assert_eq!(foreign.tags, other);
+    assert_eq!(foreign.declaration.stages.len(), prod_decl.stages.len());
+    let controller_calls = h.mutating_calls().await?[before..].to_vec();
+    assert!(
+        controller_calls
+            .iter()
+            .all(|(_, r)| !r.ends_with("-production")),
+        "{controller_calls:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spec_reports_and_calls_no_aws() -> Result<()> {
+    let mut h = Harness::new("invalid").await?;
+    h.start_controller(&[])?;
+    let mut bp = h.example();
+    // Passes the schema, fails validation: promotion from an unknown environment.
+    bp.spec.environments[3].promote_from = Some("staging".into());
+    h.apply(&bp).await?;
+    let seen = h
+        .wait_for(NAME, "InvalidSpec", |b| {
+            condition(b, "Ready") == Some(("False".into(), "InvalidSpec".into()))
+        })
+        .await?;
+    let message = seen
+        .status
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("spec.environments[3].promoteFrom"),
+        "{message}"
+    );
+    assert_eq!(h.calls_naming_us().await?, 0);
+    assert!(h.events().await?.iter().any(|(r, _)| r == "InvalidSpec"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_annotation_starts_exactly_one_execution_across_restarts() -> Result<()> {
+    let mut h = Harness::new("run").await?;
+    let first = h.start_controller(&[])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    h.annotate(NAME, annotations::RUN, "main@4f2a9c1").await?;
+    let seen = h
+        .wait_for(NAME, "lastRun", |b| {
+            b.status
+                .as_ref()
+                .and_then(|s| s.last_run.as_ref())
+                .is_some()
+        })
+        .await?;
+    let last = seen.status.unwrap().last_run.unwrap();
+    assert_eq!(last.value, "main@4f2a9c1");
+    assert_eq!(
+        last.pipeline.as_deref(),
+        Some(format!("{}-orders-api-production", h.ns).as_str())
+    );
+    assert!(last.execution_id.is_some(), "{last:?}");
+    assert_eq!(h.count("StartPipelineExecution").await?, 1);
+
+    h.stop_controller(first);
+    h.start_controller(&["--resync-interval", "1s"])?;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(h.count("StartPipelineExecution").await?, 1, "{}", h.logs());
+
+    // A branch no environment takes is refused, with a condition and an event.
+    h.annotate(NAME, annotations::RUN, "experiments/x").await?;
+    h.wait_for(NAME, "BranchNotCovered", |b| {
+        condition(b, "Run") == Some(("False".into(), "BranchNotCovered".into()))
+    })
+    .await?;
+    assert!(
+        h.events()
+            .await?
+            .iter()
+            .any(|(r, _)| r == "BranchNotCovered")
+    );
+    assert_eq!(h.count("StartPipelineExecution").await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_5xx_still_converge_without_duplicates() -> Result<()> {
+    let mut h = Harness::new("throttle").await?;
+    let proxy = fault_proxy::start(h.bed.moto_url(), 3, 12).await;
+    let kubeconfig_env = ("AWS_ENDPOINT_URL", proxy.url.as_str());
+    h.start_controller_with_env(&[], &[kubeconfig_env])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    assert!(
+        proxy.faults.load(std::sync::atomic::Ordering::SeqCst) >= 6,
+        "faults were injected"
+    );
+    let (pipelines, projects) = h.aws_inventory().await?;
+    assert_eq!((pipelines.len(), projects.len()), (2, 8));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_leave_no_process_behind() -> Result<()> {
+    let mut h = Harness::new("procs").await?;
+    let i = h.start_controller(&[])?;
+    let pids = h.controller_pids();
+    assert_eq!(pids.len(), 1);
+    h.stop_controller(i);
+    for pid in pids {
+        // SAFETY: signal 0 only checks for existence.
+        let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+        assert!(!alive, "controller {pid} survived");
+    }
+    Ok(())
+}
