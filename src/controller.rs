@@ -3,7 +3,6 @@
 //! One reconcile is: validate+render → observe → diff → apply → (manual run) → status.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::*;
 use crate::aws::{AwsApi, AwsError, StartRun};
+use crate::metrics::Metrics;
 use crate::reconcile::apply::{self, Change, Verb};
 use crate::reconcile::diff::{self, Foreign, Owner, Plan};
 use crate::reconcile::error::Error;
@@ -27,6 +27,7 @@ use crate::reconcile::observe::{self, Owned};
 use crate::reconcile::status::{self, reason};
 use crate::reconcile::{policy, run};
 use crate::render::{self, DesiredState, MANAGER, SOURCE_ACTION};
+use crate::server::Health;
 
 /// Controller-wide settings from flags.
 #[derive(Debug, Clone)]
@@ -48,20 +49,12 @@ impl Default for Config {
     }
 }
 
-/// Counters the metrics endpoint exposes.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub drift_repairs: AtomicU64,
-    pub reconciles_ok: AtomicU64,
-    pub reconciles_err: AtomicU64,
-}
-
 pub struct Context {
     pub client: Client,
     pub aws: Arc<dyn AwsApi>,
     pub recorder: Recorder,
     pub config: Config,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for backoff; cleared on success.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -71,7 +64,7 @@ impl Context {
         client: Client,
         aws: Arc<dyn AwsApi>,
         config: Config,
-        counters: Arc<Counters>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.to_string(),
@@ -82,7 +75,7 @@ impl Context {
             client,
             aws,
             config,
-            counters,
+            metrics,
             failures: Mutex::default(),
         }
     }
@@ -116,8 +109,13 @@ impl Context {
     }
 }
 
-/// Runs the controller until SIGTERM/SIGINT.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
+/// Runs the controller until `shutdown` completes (in-flight reconciles finish first).
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let api: Api<BranchPipeline> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -130,8 +128,15 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         .reflect(writer)
         .applied_objects()
         .predicate_filter(reconcile_relevant, Default::default());
+    let synced = reader.clone();
+    let synced_task = tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            health.set_watch_synced(true);
+            info!("watch synced");
+        }
+    });
     Controller::for_stream(stream, reader)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -139,6 +144,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
             }
         })
         .await;
+    synced_task.abort();
     info!("controller stopped");
 }
 
@@ -176,6 +182,7 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
     let namespace = bp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let span = info_span!("reconcile", namespace = %namespace, name = %bp.name_any(), generation = bp.metadata.generation);
     async move {
+        let started = std::time::Instant::now();
         let api: Api<BranchPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
         let result = finalizer(&api, FINALIZER, bp.clone(), |event| async {
             match event {
@@ -191,12 +198,10 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&key(&bp));
-                ctx.counters.reconciles_ok.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
-                ctx.counters.reconciles_err.fetch_add(1, Ordering::Relaxed);
-            }
+            Err(_) => {}
         }
+        ctx.metrics.reconciled(result.is_ok(), started.elapsed());
         result
     }
     .instrument(span)
@@ -344,6 +349,10 @@ async fn sync(
     }
     status.last_sync_time = Some(now);
     write_status(api, bp, &status).await?;
+    ctx.metrics.set_managed(
+        &key(bp),
+        Some((status.pipelines.len(), status.projects.len())),
+    );
     Ok(Action::requeue(crate::duration::jittered(
         policy::resync_interval(bp, ctx.config.resync_interval),
     )))
@@ -431,7 +440,7 @@ async fn report_changes(bp: &BranchPipeline, ctx: &Context, done: &[Change], dri
     for change in done {
         let repaired = drift && matches!(change.verb, Verb::Updated | Verb::Retagged);
         let reason = if repaired {
-            ctx.counters.drift_repairs.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.drift_repaired();
             "DriftRepaired"
         } else if change.verb == Verb::Retagged {
             "Updated"
@@ -614,6 +623,7 @@ async fn cleanup(bp: &BranchPipeline, ctx: &Context) -> Result<Action, Error> {
     let namespace = bp.namespace().unwrap_or_default();
     let name = bp.name_any();
     let policy = policy::deletion_policy(bp, ctx.config.deletion_policy);
+    ctx.metrics.set_managed(&key(bp), None);
     if policy == DeletionPolicy::Retain {
         info!("deletion policy Retain: leaving AWS resources in place");
         return Ok(Action::await_change());

@@ -8,8 +8,12 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use branchpipeline::api::DeletionPolicy;
+use branchpipeline::aws::metered::Metered;
 use branchpipeline::aws::sdk::SdkAws;
-use branchpipeline::controller::{self, Config, Context, Counters};
+use branchpipeline::controller::{self, Config, Context};
+use branchpipeline::leader::{self, LeaderConfig};
+use branchpipeline::metrics::Metrics;
+use branchpipeline::server::{self, Health};
 use branchpipeline::{crd, duration, manifest, render};
 
 #[derive(Parser)]
@@ -52,6 +56,20 @@ struct RunArgs {
     /// Log format.
     #[arg(long, default_value = "text", value_enum)]
     log_format: LogFormat,
+    /// Reconcile only while holding a Lease, so several replicas can run.
+    #[arg(long)]
+    leader_election: bool,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    leader_election_namespace: Option<String>,
+    #[arg(long, default_value = "branchpipeline-controller")]
+    lease_name: String,
+    /// How long a lease is valid without renewal; a crashed leader is replaced within this.
+    #[arg(long, default_value = "15s", value_parser = duration::parse)]
+    lease_duration: Duration,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,37 +120,102 @@ fn run_cmd(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot reach the Kubernetes API");
-                return ExitCode::FAILURE;
-            }
+    match runtime.block_on(run_controller(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "controller failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let aws = Arc::new(Metered::new(SdkAws::from_env().await, metrics.clone()));
+    let config = Config {
+        resync_interval: args.resync_interval,
+        deletion_policy: args.deletion_policy.map(|p| match p {
+            PolicyArg::Delete => DeletionPolicy::Delete,
+            PolicyArg::Retain => DeletionPolicy::Retain,
+        }),
+        ..Config::default()
+    };
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        resync_interval_s = config.resync_interval.as_secs(),
+        leader_election = args.leader_election,
+        "starting controller"
+    );
+    let (addr, server_metrics, server_health) =
+        (args.metrics_addr, metrics.clone(), health.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = server::serve(addr, server_metrics, server_health).await {
+            tracing::error!(error = %e, %addr, "metrics and probe endpoint failed");
+        }
+    });
+    let ctx = Arc::new(Context::new(client.clone(), aws, config, metrics.clone()));
+    let namespace = args.namespace.clone();
+    let result = if args.leader_election {
+        let leader_config = LeaderConfig {
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            lease_name: args.lease_name.clone(),
+            identity: identity(),
+            duration: args.lease_duration,
         };
-        let aws = Arc::new(SdkAws::from_env().await);
-        let config = Config {
-            resync_interval: args.resync_interval,
-            deletion_policy: args.deletion_policy.map(|p| match p {
-                PolicyArg::Delete => DeletionPolicy::Delete,
-                PolicyArg::Retain => DeletionPolicy::Retain,
-            }),
-            ..Config::default()
-        };
-        tracing::info!(
-            namespace = args.namespace.as_deref().unwrap_or("(all)"),
-            resync_interval_s = config.resync_interval.as_secs(),
-            "starting controller"
-        );
-        let ctx = Arc::new(Context::new(
+        let (ctx, health_for_work) = (ctx.clone(), health.clone());
+        leader::run_while_leader(
             client,
-            aws,
-            config,
-            Arc::new(Counters::default()),
-        ));
-        controller::run(ctx, args.namespace).await;
-        ExitCode::SUCCESS
+            leader_config,
+            health.clone(),
+            metrics,
+            shutdown_signal(),
+            move |stop| {
+                let (ctx, namespace, health) =
+                    (ctx.clone(), namespace.clone(), health_for_work.clone());
+                async move {
+                    controller::run(ctx, namespace, health, async {
+                        let _ = stop.await;
+                    })
+                    .await
+                }
+            },
+        )
+        .await
+    } else {
+        health.set_leader(true);
+        controller::run(ctx, namespace, health, shutdown_signal()).await;
+        Ok(())
+    };
+    server.abort();
+    result
+}
+
+/// This replica's name in the Lease: the pod name, else host and PID.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
     })
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received; shutting down"),
+    }
 }
 
 fn render_cmd(file: &PathBuf) -> ExitCode {

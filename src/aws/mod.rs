@@ -4,6 +4,7 @@
 pub mod api;
 pub mod convert;
 pub mod error;
+pub mod metered;
 pub mod sdk;
 
 pub use api::*;

@@ -96,6 +96,10 @@ impl Harness {
         let processes = Processes::new(self.dir.path().join(format!("controller-{i}.pids")));
         let mut all_args = vec!["run".to_string(), "--namespace".into(), self.ns.clone()];
         all_args.extend(args.iter().map(|a| a.to_string()));
+        if !args.contains(&"--metrics-addr") {
+            // Parallel tests each run controllers; a fixed port would collide.
+            all_args.extend(["--metrics-addr".to_string(), "127.0.0.1:0".to_string()]);
+        }
         let env = self.bed.controller_env(&kubeconfig);
         let mut envs: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

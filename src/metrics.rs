@@ -1,0 +1,182 @@
+//! Prometheus metrics, served on `--metrics-addr` at `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsLabels {
+    pub operation: String,
+    /// `success`, `retryable_error` or `terminal_error`.
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    aws_requests: Family<AwsLabels, Counter>,
+    drift_repairs: Counter,
+    managed_pipelines: Gauge,
+    managed_projects: Gauge,
+    leader: Gauge,
+    /// Pipelines and projects per resource, summed into the gauges.
+    managed: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("branchpipeline");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result (ok, error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            reconcile_duration.clone(),
+        );
+        let aws_requests = Family::<AwsLabels, Counter>::default();
+        registry.register(
+            "aws_requests",
+            "AWS API calls by operation and outcome",
+            aws_requests.clone(),
+        );
+        let drift_repairs = Counter::default();
+        registry.register(
+            "drift_repairs",
+            "AWS resources changed outside the controller and put back",
+            drift_repairs.clone(),
+        );
+        let managed_pipelines = Gauge::default();
+        registry.register(
+            "managed_pipelines",
+            "CodePipeline pipelines managed",
+            managed_pipelines.clone(),
+        );
+        let managed_projects = Gauge::default();
+        registry.register(
+            "managed_projects",
+            "CodeBuild projects managed",
+            managed_projects.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 when this replica holds the leader lease",
+            leader.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            reconcile_duration,
+            aws_requests,
+            drift_repairs,
+            managed_pipelines,
+            managed_projects,
+            leader,
+            managed: Mutex::default(),
+        }
+    }
+
+    pub fn reconciled(&self, ok: bool, took: Duration) {
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn aws_request(&self, operation: &str, outcome: &str) {
+        self.aws_requests
+            .get_or_create(&AwsLabels {
+                operation: operation.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn drift_repaired(&self) {
+        self.drift_repairs.inc();
+    }
+
+    pub fn drift_repairs(&self) -> u64 {
+        self.drift_repairs.get()
+    }
+
+    /// Records what one resource manages; `None` when it is gone.
+    pub fn set_managed(&self, key: &str, counts: Option<(usize, usize)>) {
+        let mut managed = self.managed.lock().unwrap_or_else(|e| e.into_inner());
+        match counts {
+            Some((p, j)) => managed.insert(key.to_string(), (p as i64, j as i64)),
+            None => managed.remove(key),
+        };
+        self.managed_pipelines
+            .set(managed.values().map(|v| v.0).sum());
+        self.managed_projects
+            .set(managed.values().map(|v| v.1).sum());
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_every_series() {
+        let m = Metrics::new();
+        m.reconciled(true, Duration::from_millis(20));
+        m.aws_request("GetPipeline", "success");
+        m.drift_repaired();
+        m.set_managed("a/b", Some((2, 8)));
+        m.set_managed("c/d", Some((1, 4)));
+        m.set_managed("c/d", None);
+        let text = m.encode();
+        for needle in [
+            "branchpipeline_reconciles_total{result=\"ok\"} 1",
+            "branchpipeline_reconcile_duration_seconds_count 1",
+            "branchpipeline_aws_requests_total{operation=\"GetPipeline\",outcome=\"success\"} 1",
+            "branchpipeline_drift_repairs_total 1",
+            "branchpipeline_managed_pipelines 2",
+            "branchpipeline_managed_projects 8",
+            "branchpipeline_leader 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
