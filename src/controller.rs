@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -126,15 +126,15 @@ pub async fn run(
     let stream = watcher(api.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect_ok(move |event| {
+            // The first complete list: from here on, readiness reflects a synced watch.
+            if matches!(event, watcher::Event::InitDone) {
+                health.set_watch_synced(true);
+                info!("watch synced");
+            }
+        })
         .applied_objects()
         .predicate_filter(reconcile_relevant, Default::default());
-    let synced = reader.clone();
-    let synced_task = tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            health.set_watch_synced(true);
-            info!("watch synced");
-        }
-    });
     Controller::for_stream(stream, reader)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -144,7 +144,6 @@ pub async fn run(
             }
         })
         .await;
-    synced_task.abort();
     info!("controller stopped");
 }
 
@@ -192,14 +191,12 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
         })
         .await
         .map_err(|e| Error::Finalizer(Box::new(e)));
-        match &result {
-            Ok(_) => {
-                ctx.failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key(&bp));
-            }
-            Err(_) => {}
+        if result.is_ok() {
+            // A success ends the backoff streak.
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key(&bp));
         }
         ctx.metrics.reconciled(result.is_ok(), started.elapsed());
         result

@@ -34,6 +34,16 @@ fn generated_crd_has_no_null_enum_values() {
 }
 
 #[test]
+fn generated_crd_has_no_empty_string_defaults() {
+    // kube-apiserver 1.20 turns `default: ""` into null and rejects the CRD.
+    let yaml = crd_yaml();
+    assert!(
+        !yaml.contains("default: ''") && !yaml.contains("default: \"\""),
+        "{yaml}"
+    );
+}
+
+#[test]
 fn crd_names_and_subresources() {
     let crd: serde_json::Value = serde_yaml::from_str(&crd_yaml()).unwrap();
     assert_eq!(

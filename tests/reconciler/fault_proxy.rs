@@ -58,10 +58,10 @@ async fn serve(
             return Ok(());
         };
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-        let inject = n % every == 0 && faults.load(Ordering::SeqCst) < max_faults;
+        let inject = n.is_multiple_of(every) && faults.load(Ordering::SeqCst) < max_faults;
         let response = if inject {
             let k = faults.fetch_add(1, Ordering::SeqCst);
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 error_response(400, "ThrottlingException", "Rate exceeded")
             } else {
                 error_response(503, "ServiceUnavailableException", "Service is unavailable")

@@ -6,6 +6,7 @@ mod support;
 
 mod fault_proxy;
 mod harness;
+mod operations;
 
 use anyhow::Result;
 use branchpipeline::api::{EnvironmentSpec, annotations};
@@ -175,7 +176,7 @@ async fn growing_and_shrinking_touch_only_the_affected_pipeline() -> Result<()> 
     })
     .await?;
     let (pipelines, projects) = h.aws_inventory().await?;
-    assert_eq!(pipelines, [main.clone()]);
+    assert_eq!(pipelines, std::slice::from_ref(&main));
     assert_eq!(projects.len(), 4);
     assert!(projects.iter().all(|p| !p.contains("production")));
     assert_eq!(h.count("DeletePipeline").await?, 1);

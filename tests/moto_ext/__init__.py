@@ -1,0 +1,1 @@
+"""moto extension for the branchpipeline-controller test bed; see README.md."""

@@ -1,0 +1,142 @@
+//! Running it in production: leader election, metrics and probes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::harness::Harness;
+use crate::support::http;
+use crate::support::process::free_port;
+
+const NAME: &str = "orders-api";
+const ACQUIRED: &str = "acquired the leader lease";
+
+fn leader_args(h: &Harness, port: u16) -> Vec<String> {
+    [
+        "--leader-election",
+        "--leader-election-namespace",
+        &h.ns,
+        "--lease-duration",
+        "4s",
+        "--resync-interval",
+        "1s",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start(h: &mut Harness, args: &[String]) -> Result<usize> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    h.start_controller(&args)
+}
+
+async fn wait_leader(h: &Harness, candidates: &[usize], timeout: Duration) -> Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let leaders: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| h.controller_log_full(i).contains(ACQUIRED))
+            .collect();
+        match leaders.as_slice() {
+            [one] => return Ok(*one),
+            [] if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            [] => bail!("no leader after {timeout:?}\n{}", h.logs()),
+            many => bail!("several leaders at once: {many:?}\n{}", h.logs()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() -> Result<()> {
+    let mut h = Harness::new("leader").await?;
+    let (args_a, args_b) = (leader_args(&h, free_port()?), leader_args(&h, free_port()?));
+    let a = start(&mut h, &args_a)?;
+    let b = start(&mut h, &args_b)?;
+    let leader = wait_leader(&h, &[a, b], Duration::from_secs(20)).await?;
+    let standby = if leader == a { b } else { a };
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !h.controller_log_full(standby).contains("planned"),
+        "the standby reconciled\n{}",
+        h.logs()
+    );
+    let writes_before = h.mutating_calls().await?;
+
+    // SIGKILL: no chance to release the lease, so the standby must wait for it to expire.
+    let pid = h.controller_pids()[leader];
+    let killed_at = Instant::now();
+    // SAFETY: kill(2) on a child process this test started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    wait_leader(&h, &[standby], Duration::from_secs(20)).await?;
+    let took = killed_at.elapsed();
+    // Lease duration 4s, plus up to one renewal period for the standby to notice.
+    assert!(took < Duration::from_secs(10), "takeover took {took:?}");
+    eprintln!("standby took over {took:?} after the leader was killed");
+
+    // The new leader resyncs and finds AWS in line: no duplicate writes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !h.controller_log_full(standby).contains("planned writes=0") {
+        if Instant::now() > deadline {
+            bail!("the new leader never reconciled\n{}", h.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(h.mutating_calls().await?, writes_before);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_probes_answer_after_a_reconcile() -> Result<()> {
+    let mut h = Harness::new("metrics").await?;
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    h.start_controller(&["--metrics-addr", &addr])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
+    let base = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let response = http::request(&base, "GET", "/metrics", &[], b"").await?;
+        let text = response.text();
+        if text.contains("branchpipeline_managed_pipelines 2") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for series in [
+        "branchpipeline_reconciles_total{result=\"ok\"}",
+        "branchpipeline_reconcile_duration_seconds_bucket",
+        "branchpipeline_aws_requests_total{operation=\"CreatePipeline\",outcome=\"success\"} 2",
+        "branchpipeline_aws_requests_total{operation=\"CreateProject\",outcome=\"success\"} 8",
+        "branchpipeline_drift_repairs_total 0",
+        "branchpipeline_managed_pipelines 2",
+        "branchpipeline_managed_projects 8",
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
+    assert_eq!(
+        http::request(&base, "GET", "/healthz", &[], b"")
+            .await?
+            .status,
+        200
+    );
+    let ready = http::request(&base, "GET", "/readyz", &[], b"").await?;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}\n{}",
+        ready.text(),
+        h.controller_log_full(0)
+            .lines()
+            .filter(|l| !l.contains("DEBUG"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! A minimal HTTP/1.0 client for the loopback moto server: the crate has no direct
+//! HTTP client dependency, and moto's control endpoints and IAM only need plain requests.
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `base` is `http://host:port`. HTTP/1.0 with `Connection: close`, so the response
+/// ends at EOF and is never chunked.
+pub async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response> {
+    let authority = base
+        .strip_prefix("http://")
+        .with_context(|| format!("{base}: only http:// URLs are supported"))?
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("malformed HTTP response: no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("malformed HTTP status line in {head:?}"))?;
+    Ok(Response {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+pub async fn get_json(base: &str, path: &str) -> Result<serde_json::Value> {
+    let response = request(base, "GET", path, &[], b"").await?;
+    json_body(path, response)
+}
+
+pub async fn post_json(
+    base: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let payload = serde_json::to_vec(body)?;
+    let response = request(
+        base,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        &payload,
+    )
+    .await?;
+    json_body(path, response)
+}
+
+fn json_body(path: &str, response: Response) -> Result<serde_json::Value> {
+    if response.status != 200 {
+        bail!("{path}: HTTP {}: {}", response.status, response.text());
+    }
+    serde_json::from_slice(&response.body).with_context(|| format!("{path}: response is not JSON"))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
