@@ -60,6 +60,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailableException",
     "RequestTimeout",
     "RequestTimeoutException",
+    // A create raced with another writer: observing again shows who owns the name.
+    "PipelineNameInUseException",
+    "ResourceAlreadyExistsException",
 ];
 
 /// Classifies a service error from its code and HTTP status.

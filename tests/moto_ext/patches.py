@@ -350,6 +350,26 @@ def _patch_codepipeline() -> None:
         execution.last_update_time = utcnow()
         return json.dumps({"pipelineExecutionId": execution.pipeline_execution_id})
 
+    original_start = CodePipelineResponse.start_pipeline_execution
+
+    def start_pipeline_execution(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, StartPipelineExecution: clientRequestToken is an
+        # idempotency token; a repeated token returns the execution it started instead of
+        # starting another. moto ignores it. The controller relies on it to never start a
+        # manual run twice when it crashes between the start and its status write.
+        backend = self.codepipeline_backend
+        name = self._get_param("name")
+        token = self._get_param("clientRequestToken")
+        pipeline = _pipeline(backend, name)
+        tokens = pipeline.__dict__.setdefault("_bpl_request_tokens", {})
+        if token and token in tokens:
+            return json.dumps({"pipelineExecutionId": tokens[token]})
+        body = original_start(self)
+        if token:
+            tokens[token] = json.loads(body)["pipelineExecutionId"]
+        return body
+
+    CodePipelineResponse.start_pipeline_execution = start_pipeline_execution
     CodePipelineResponse.get_pipeline = get_pipeline
     CodePipelineResponse.list_pipelines = list_pipelines
     CodePipelineResponse.list_pipeline_executions = list_pipeline_executions
