@@ -183,3 +183,8 @@ BPL_ADMIN_TOKEN_FILE=$KEYS/admin.token
 ENV
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 log "test bed ready: $ENV_FILE"
+
+# ---------------------------------------------------------------- Helm library and Lua
+# The chart tests drive Helm through its Go library (PyPI helm-sdkpy) and run the Argo CD
+# health check under real Lua interpreters.
+bash "$REPO/scripts/install-helm-sdk.sh"
