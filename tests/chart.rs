@@ -1598,3 +1598,181 @@ async fn helm_install_adopts_an_existing_crd_only_when_asked() -> TestResult {
     );
     Ok(())
 }
+
+// ------------------------------------------------------------------ RBAC, for real
+
+/// A kube client and kubeconfig authenticated as the chart's ServiceAccount, through a
+/// TokenRequest: exactly what the pod would get.
+async fn service_account_identity(
+    bed: &TestBed,
+    namespace: &str,
+    service_account: &str,
+    dir: &Path,
+) -> Result<(kube::Client, PathBuf)> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(bed.client(), namespace)
+        .create_token_request(service_account, &Default::default(), &request)
+        .await
+        .context("TokenRequest for the chart's ServiceAccount")?
+        .status
+        .context("TokenRequest without status")?
+        .token
+        .context("TokenRequest without a token")?;
+    let mut config = bed.kube_config();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.clone().into()),
+        ..Default::default()
+    };
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "bed", "cluster": {"server": bed.apiserver_url(), "insecure-skip-tls-verify": true}}],
+        "users": [{"name": "controller", "user": {"token": token}}],
+        "contexts": [{"name": "bed", "context": {"cluster": "bed", "user": "controller", "namespace": namespace}}],
+        "current-context": "bed",
+    });
+    let path = dir.join("controller-kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)?;
+    Ok((kube::Client::try_from(config)?, path))
+}
+
+fn is_forbidden<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
+    use branchpipeline::api::BranchPipeline;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+    let bed = TestBed::shared().await;
+    bed.install_crds().await?;
+    let kubeconfig = Kubeconfig::new(bed)?;
+    let release = shared_release(bed, &kubeconfig, "rbac").await?;
+    let ns = release.namespace.clone();
+    // One watched namespace: a Role and RoleBinding there, and the binary runs with
+    // --namespace, so it cannot disturb other tests' resources on the shared bed.
+    let installed = release
+        .install_ok(&without_crd(json!({"watchNamespaces": [ns]})))
+        .await?;
+    let docs = manifest_docs(&installed)?;
+    assert!(!kinds(&docs).contains("ClusterRole"));
+
+    let dir = tempfile::tempdir()?;
+    let (client, controller_kubeconfig) =
+        service_account_identity(bed, &ns, &release.fullname(), dir.path()).await?;
+
+    // Run the binary with the chart's own arguments, as the pod would.
+    let mut args = deployment_args(&docs)?;
+    args.retain(|a| !a.starts_with("--metrics-addr") && !a.starts_with("--resync-interval"));
+    args.push("--metrics-addr=127.0.0.1:0".into());
+    args.push("--resync-interval=2s".into());
+    assert!(args.contains(&format!("--namespace={ns}")), "{args:?}");
+    assert!(args.contains(&"--leader-election".to_string()), "{args:?}");
+    let mut env: Vec<(String, String)> = bed.controller_env(&controller_kubeconfig);
+    env.push(("POD_NAMESPACE".into(), ns.clone()));
+    env.push(("POD_NAME".into(), "controller-0".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let log = dir.path().join("controller.log");
+    let processes = support::process::Processes::new(dir.path().join("pids"));
+    processes.spawn(
+        "controller",
+        Path::new(env!("CARGO_BIN_EXE_branchpipeline-controller")),
+        &args,
+        &env_refs,
+        &log,
+    )?;
+
+    // The example, moved into this namespace and moto's account.
+    let role = bed
+        .create_codepipeline_role(&format!("{ns}-pipeline"))
+        .await?;
+    let text = include_str!("../examples/orders-api.yaml")
+        .replace("namespace: team-orders", &format!("namespace: {ns}"))
+        .replace("arn:aws:iam::111122223333:role/orders-codepipeline", &role)
+        .replace("111122223333", support::AWS_ACCOUNT_ID);
+    let mut example: Value = serde_yaml::from_str(&text)?;
+    example.as_object_mut().unwrap().remove("status");
+    let admin: Api<BranchPipeline> = Api::namespaced(bed.client(), &ns);
+    admin
+        .patch(
+            "orders-api",
+            &PatchParams::apply("rbac-test"),
+            &Patch::Apply(&example),
+        )
+        .await?;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let bp = admin.get("orders-api").await?;
+        let ready = bp
+            .status
+            .as_ref()
+            .and_then(|s| s.condition("Ready"))
+            .is_some_and(|c| c.status == "True");
+        if ready
+            && kube::ResourceExt::finalizers(&bp)
+                .iter()
+                .any(|f| f == branchpipeline::api::FINALIZER)
+        {
+            assert_eq!(bp.status.unwrap().pipelines.len(), 2);
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "not Ready with the chart's RBAC: {:?}\n{}",
+                bp.status,
+                support::process::log_tail(&log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log_text = std::fs::read_to_string(&log)?;
+    for denied in ["forbidden", "Forbidden"] {
+        assert!(
+            !log_text.contains(denied),
+            "the controller hit a permission error:\n{log_text}"
+        );
+    }
+
+    // Deleting works too: the finalizer is removed with the chart's permissions.
+    admin.delete("orders-api", &Default::default()).await?;
+    wait_until_gone(&admin, "orders-api").await?;
+
+    // And nothing it does not need.
+    assert!(is_forbidden(
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(is_forbidden(
+        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(is_forbidden(
+        Api::<Deployment>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+    ));
+    let elsewhere = bed.unique_namespace("rbac-other").await?;
+    assert!(is_forbidden(
+        Api::<BranchPipeline>::namespaced(client.clone(), &elsewhere)
+            .list(&ListParams::default())
+            .await
+    ));
+    assert!(is_forbidden(
+        Api::<BranchPipeline>::all(client)
+            .list(&ListParams::default())
+            .await
+    ));
+    processes.shutdown();
+    Ok(())
+}
