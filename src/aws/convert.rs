@@ -458,19 +458,31 @@ pub fn project_tags_to_sdk(p: &Project) -> Vec<cb::types::Tag> {
         .collect()
 }
 
+/// Fills every managed project field into a CreateProject or UpdateProject input builder;
+/// the two builders are distinct types with the same setters.
+macro_rules! project_input {
+    ($builder:expr, $p:expr) => {{
+        let p: &Project = $p;
+        Ok($builder
+            .name(&p.name)
+            .description(&p.description)
+            .source(project_source_to_sdk(p)?)
+            .artifacts(project_artifacts_to_sdk(p)?)
+            .environment(project_environment_to_sdk(p)?)
+            .service_role(&p.service_role)
+            .timeout_in_minutes(p.timeout_in_minutes)
+            .set_tags(Some(project_tags_to_sdk(p))))
+    }};
+}
+
 /// The full CreateProject input.
 pub fn create_project_input(
     p: &Project,
 ) -> Result<cb::operation::create_project::builders::CreateProjectInputBuilder, BuildError> {
-    Ok(cb::operation::create_project::CreateProjectInput::builder()
-        .name(&p.name)
-        .description(&p.description)
-        .source(project_source_to_sdk(p)?)
-        .artifacts(project_artifacts_to_sdk(p)?)
-        .environment(project_environment_to_sdk(p)?)
-        .service_role(&p.service_role)
-        .timeout_in_minutes(p.timeout_in_minutes)
-        .set_tags(Some(project_tags_to_sdk(p))))
+    project_input!(
+        cb::operation::create_project::CreateProjectInput::builder(),
+        p
+    )
 }
 
 /// The UpdateProject input. It names every managed field, so the result equals a fresh create
@@ -478,15 +490,10 @@ pub fn create_project_input(
 pub fn update_project_input(
     p: &Project,
 ) -> Result<cb::operation::update_project::builders::UpdateProjectInputBuilder, BuildError> {
-    Ok(cb::operation::update_project::UpdateProjectInput::builder()
-        .name(&p.name)
-        .description(&p.description)
-        .source(project_source_to_sdk(p)?)
-        .artifacts(project_artifacts_to_sdk(p)?)
-        .environment(project_environment_to_sdk(p)?)
-        .service_role(&p.service_role)
-        .timeout_in_minutes(p.timeout_in_minutes)
-        .set_tags(Some(project_tags_to_sdk(p))))
+    project_input!(
+        cb::operation::update_project::UpdateProjectInput::builder(),
+        p
+    )
 }
 
 /// The normalized model of an observed project; CodeBuild fills defaults for unset fields.

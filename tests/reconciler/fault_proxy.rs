@@ -54,7 +54,7 @@ async fn serve(
     max_faults: usize,
 ) -> std::io::Result<()> {
     loop {
-        let Some(request) = read_request(&mut conn).await? else {
+        let Some(request) = read_message(&mut conn).await? else {
             return Ok(());
         };
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
@@ -87,8 +87,9 @@ fn error_response(status: u16, code: &str, message: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Reads one HTTP/1.1 request (headers plus a Content-Length body); `None` at EOF.
-async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+/// Reads one HTTP/1.1 message (headers plus a Content-Length body); `None` at EOF before
+/// any header.
+async fn read_message(conn: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -116,27 +117,7 @@ async fn read_request(conn: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> 
 async fn forward(upstream: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(request).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = up.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(buf);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let length = content_length(&buf[..header_end]);
-    while buf.len() < header_end + length {
-        let n = up.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(buf)
+    Ok(read_message(&mut up).await?.unwrap_or_default())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
