@@ -140,3 +140,51 @@ async fn metrics_and_probes_answer_after_a_reconcile() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_writing() -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let mut h = Harness::new("deposed").await?;
+    let args = leader_args(&h, free_port()?);
+    let i = start(&mut h, &args)?;
+    wait_leader(&h, &[i], Duration::from_secs(20)).await?;
+    let mut bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+
+    // Someone else takes the lease, for longer than this test runs.
+    let leases: Api<Lease> = Api::namespaced(h.bed.client(), &h.ns);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let steal = serde_json::json!({"spec": {"holderIdentity": "another-replica", "leaseDurationSeconds": 3600, "renewTime": now, "acquireTime": now}});
+    leases
+        .patch(
+            "branchpipeline-controller",
+            &PatchParams::default(),
+            &Patch::Merge(&steal),
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !h.controller_log_full(i).contains("lost the leader lease") {
+        if Instant::now() > deadline {
+            bail!("the leader did not notice it lost the lease\n{}", h.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A spec change now must not reach AWS: this replica is no longer the leader.
+    let before = h.mutating_calls().await?;
+    bp.spec.stages[0].compute_type = Some(branchpipeline::api::ComputeType::General1Large);
+    h.apply(&bp).await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        h.mutating_calls().await?,
+        before,
+        "a deposed leader wrote to AWS\n{}",
+        h.logs()
+    );
+    Ok(())
+}
