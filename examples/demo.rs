@@ -52,7 +52,7 @@ async fn main() -> Result<()> {
     ));
     let controller = tokio::spawn(controller::run(
         ctx,
-        None,
+        vec![],
         Arc::new(Health::default()),
         std::future::pending(),
     ));

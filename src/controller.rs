@@ -110,27 +110,65 @@ impl Context {
 }
 
 /// Runs the controller until `shutdown` completes (in-flight reconciles finish first).
+/// `namespaces` empty means all of them; otherwise one watch per listed namespace, so the
+/// controller needs permissions only there.
 pub async fn run(
     ctx: Arc<Context>,
-    namespace: Option<String>,
+    namespaces: Vec<String>,
     health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let apis: Vec<Api<BranchPipeline>> = if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watches = apis.len();
+    let controllers = apis.into_iter().map(|api| {
+        let (ctx, health, synced, shutdown) = (
+            ctx.clone(),
+            health.clone(),
+            synced.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            let on_synced = move || {
+                // Ready once every watch has listed its namespace completely.
+                if synced.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == watches {
+                    health.set_watch_synced(true);
+                    info!("watch synced");
+                }
+            };
+            run_one(api, ctx, on_synced, shutdown).await
+        }
+    });
+    futures::future::join_all(controllers).await;
+    info!("controller stopped");
+}
+
+async fn run_one(
+    api: Api<BranchPipeline>,
+    ctx: Arc<Context>,
+    on_synced: impl Fn() + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<BranchPipeline> = match &namespace {
-        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-        None => Api::all(ctx.client.clone()),
-    };
     // Status writes must not trigger reconciles (each would write lastSyncTime again): react to
     // spec, annotation, finalizer and deletion changes only.
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(api.clone(), watcher::Config::default())
+    let mut first_list = Some(on_synced);
+    let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .inspect_ok(move |event| {
-            // The first complete list: from here on, readiness reflects a synced watch.
-            if matches!(event, watcher::Event::InitDone) {
-                health.set_watch_synced(true);
-                info!("watch synced");
+            if matches!(event, watcher::Event::InitDone)
+                && let Some(on_synced) = first_list.take()
+            {
+                on_synced();
             }
         })
         .applied_objects()
@@ -144,7 +182,6 @@ pub async fn run(
             }
         })
         .await;
-    info!("controller stopped");
 }
 
 /// Hashes what should trigger a reconcile: the spec (via generation), annotations (run, adopt,

@@ -44,9 +44,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces (repeat, or separate with commas; default: all).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACE", value_delimiter = ',')]
+    namespaces: Vec<String>,
     /// How often every resource is re-checked against AWS to repair drift, e.g. 10m.
     #[arg(long, default_value = "10m", value_parser = duration::parse)]
     resync_interval: Duration,
@@ -145,7 +145,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        namespaces = %if args.namespaces.is_empty() { "(all)".to_string() } else { args.namespaces.join(",") },
         resync_interval_s = config.resync_interval.as_secs(),
         leader_election = args.leader_election,
         "starting controller"
@@ -158,7 +158,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     let ctx = Arc::new(Context::new(client.clone(), aws, config, metrics.clone()));
-    let namespace = args.namespace.clone();
+    let namespace = args.namespaces.clone();
     let result = if args.leader_election {
         let leader_config = LeaderConfig {
             namespace: args

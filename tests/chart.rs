@@ -878,7 +878,7 @@ async fn values_schema_rejects_bad_values() -> TestResult {
         (json!({"watchNamespaces": ["Team_A"]}), "/watchNamespaces/0"),
         (json!({"watchNamespaces": "team-a"}), "/watchNamespaces"),
         (
-            json!({"watchNamespaces": ["team-a", "team-b"]}),
+            json!({"watchNamespaces": ["team-a", "team-a"]}),
             "/watchNamespaces",
         ),
         (
@@ -1109,8 +1109,11 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
     let client = bed.client();
     let release = shared_release(bed, &kubeconfig, "chart-watch").await?;
     let watched = bed.unique_namespace("chart-watched").await?;
+    let also_watched = bed.unique_namespace("chart-watched").await?;
     let result = release
-        .install_ok(&without_crd(json!({"watchNamespaces": [watched]})))
+        .install_ok(&without_crd(
+            json!({"watchNamespaces": [watched, also_watched]}),
+        ))
         .await?;
     let docs = manifest_docs(&result)?;
     let fullname = release.fullname();
@@ -1123,21 +1126,24 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
             "run",
             "--resync-interval=10m",
             format!("--namespace={watched}").as_str(),
+            format!("--namespace={also_watched}").as_str(),
             "--leader-election",
             "--metrics-addr=0.0.0.0:8080",
             "--log-format=json",
         ]
     );
 
-    // On the apiserver: the controller's rules in the watched namespace, the Lease rules
+    // On the apiserver: the controller's rules in each watched namespace, the Lease rules
     // in the release namespace, and no cluster-wide grant.
-    let role = Api::<Role>::namespaced(client.clone(), &watched)
-        .get(&fullname)
-        .await?;
-    assert_eq!(
-        grants(role.rules.as_deref().unwrap_or_default())?,
-        controller_grants()
-    );
+    for ns in [&watched, &also_watched] {
+        let role = Api::<Role>::namespaced(client.clone(), ns)
+            .get(&fullname)
+            .await?;
+        assert_eq!(
+            grants(role.rules.as_deref().unwrap_or_default())?,
+            controller_grants()
+        );
+    }
     let binding = Api::<RoleBinding>::namespaced(client.clone(), &watched)
         .get(&fullname)
         .await?;
@@ -1657,10 +1663,11 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
     let kubeconfig = Kubeconfig::new(bed)?;
     let release = shared_release(bed, &kubeconfig, "rbac").await?;
     let ns = release.namespace.clone();
-    // One watched namespace: a Role and RoleBinding there, and the binary runs with
-    // --namespace, so it cannot disturb other tests' resources on the shared bed.
+    // Two watched namespaces (the release's and a team's): Roles there, one watch each, and
+    // the binary cannot disturb other tests' resources on the shared bed.
+    let team = bed.unique_namespace("rbac-team").await?;
     let installed = release
-        .install_ok(&without_crd(json!({"watchNamespaces": [ns]})))
+        .install_ok(&without_crd(json!({"watchNamespaces": [ns, team]})))
         .await?;
     let docs = manifest_docs(&installed)?;
     assert!(!kinds(&docs).contains("ClusterRole"));
@@ -1675,6 +1682,7 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
     args.push("--metrics-addr=127.0.0.1:0".into());
     args.push("--resync-interval=2s".into());
     assert!(args.contains(&format!("--namespace={ns}")), "{args:?}");
+    assert!(args.contains(&format!("--namespace={team}")), "{args:?}");
     assert!(args.contains(&"--leader-election".to_string()), "{args:?}");
     let mut env: Vec<(String, String)> = bed.controller_env(&controller_kubeconfig);
     env.push(("POD_NAMESPACE".into(), ns.clone()));
@@ -1692,15 +1700,15 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
 
     // The example, moved into this namespace and moto's account.
     let role = bed
-        .create_codepipeline_role(&format!("{ns}-pipeline"))
+        .create_codepipeline_role(&format!("{team}-pipeline"))
         .await?;
     let text = include_str!("../examples/orders-api.yaml")
-        .replace("namespace: team-orders", &format!("namespace: {ns}"))
+        .replace("namespace: team-orders", &format!("namespace: {team}"))
         .replace("arn:aws:iam::111122223333:role/orders-codepipeline", &role)
         .replace("111122223333", support::AWS_ACCOUNT_ID);
     let mut example: Value = serde_yaml::from_str(&text)?;
     example.as_object_mut().unwrap().remove("status");
-    let admin: Api<BranchPipeline> = Api::namespaced(bed.client(), &ns);
+    let admin: Api<BranchPipeline> = Api::namespaced(bed.client(), &team);
     admin
         .patch(
             "orders-api",

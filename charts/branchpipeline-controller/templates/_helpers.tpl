@@ -55,18 +55,11 @@ app.kubernetes.io/part-of: branchpipeline
 {{- end }}
 
 {{/*
-The namespace the controller watches, or "" for all of them. The binary takes one
---namespace or none, so more than one listed namespace is refused (the schema already
-says maxItems 1; this guards --skip-schema-validation).
+The namespaces the controller watches, comma-separated, or "" for all of them. Each gets a
+Role and a RoleBinding, and the binary one watch per namespace (--namespace).
 */}}
-{{- define "branchpipeline.watchNamespace" -}}
-{{- $namespaces := .Values.watchNamespaces | default list }}
-{{- if gt (len $namespaces) 1 }}
-{{- fail (printf "watchNamespaces lists %d namespaces, but the controller watches one namespace or all of them: list at most one, or install one release per namespace" (len $namespaces)) }}
-{{- end }}
-{{- if eq (len $namespaces) 1 }}
-{{- first $namespaces }}
-{{- end }}
+{{- define "branchpipeline.watchNamespaces" -}}
+{{- .Values.watchNamespaces | default list | uniq | join "," }}
 {{- end }}
 
 {{/*
