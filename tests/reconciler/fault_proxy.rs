@@ -14,6 +14,15 @@ pub struct FaultProxy {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Which requests fail, and how.
+#[derive(Clone)]
+enum Plan {
+    /// Every `every`-th request, alternating throttling and 503, up to `max` faults.
+    Transient { every: usize, max: usize },
+    /// Every call of one operation is refused with AccessDeniedException.
+    Deny { operation: String },
+}
+
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.task.abort();
@@ -23,6 +32,28 @@ impl Drop for FaultProxy {
 /// Every `every`-th request fails (alternating throttling and HTTP 503) until `max_faults`
 /// failures have been injected; everything else goes to `upstream` (`http://host:port`).
 pub async fn start(upstream: &str, every: usize, max_faults: usize) -> FaultProxy {
+    start_with(
+        upstream,
+        Plan::Transient {
+            every,
+            max: max_faults,
+        },
+    )
+    .await
+}
+
+/// Refuses every call of `operation` (e.g. `CreatePipeline`) as AWS does without permission.
+pub async fn deny(upstream: &str, operation: &str) -> FaultProxy {
+    start_with(
+        upstream,
+        Plan::Deny {
+            operation: operation.to_string(),
+        },
+    )
+    .await
+}
+
+async fn start_with(upstream: &str, plan: Plan) -> FaultProxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.trim_start_matches("http://").to_string();
@@ -37,8 +68,9 @@ pub async fn start(upstream: &str, every: usize, max_faults: usize) -> FaultProx
             let upstream = upstream.clone();
             let seen = seen.clone();
             let faults = faults_task.clone();
+            let plan = plan.clone();
             tokio::spawn(async move {
-                let _ = serve(conn, &upstream, &seen, &faults, every, max_faults).await;
+                let _ = serve(conn, &upstream, &seen, &faults, &plan).await;
             });
         }
     });
@@ -50,24 +82,39 @@ async fn serve(
     upstream: &str,
     seen: &AtomicUsize,
     faults: &AtomicUsize,
-    every: usize,
-    max_faults: usize,
+    plan: &Plan,
 ) -> std::io::Result<()> {
     loop {
         let Some(request) = read_message(&mut conn).await? else {
             return Ok(());
         };
         let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-        let inject = n.is_multiple_of(every) && faults.load(Ordering::SeqCst) < max_faults;
-        let response = if inject {
-            let k = faults.fetch_add(1, Ordering::SeqCst);
-            if k.is_multiple_of(2) {
-                error_response(400, "ThrottlingException", "Rate exceeded")
-            } else {
-                error_response(503, "ServiceUnavailableException", "Service is unavailable")
+        let fault = match plan {
+            Plan::Transient { every, max }
+                if n.is_multiple_of(*every) && faults.load(Ordering::SeqCst) < *max =>
+            {
+                let k = faults.fetch_add(1, Ordering::SeqCst);
+                Some(if k.is_multiple_of(2) {
+                    error_response(400, "ThrottlingException", "Rate exceeded")
+                } else {
+                    error_response(503, "ServiceUnavailableException", "Service is unavailable")
+                })
             }
-        } else {
-            forward(upstream, &request).await?
+            Plan::Deny { operation }
+                if target(&request).is_some_and(|t| t.ends_with(&format!(".{operation}"))) =>
+            {
+                faults.fetch_add(1, Ordering::SeqCst);
+                Some(error_response(
+                    400,
+                    "AccessDeniedException",
+                    "User is not authorized to perform this operation",
+                ))
+            }
+            _ => None,
+        };
+        let response = match fault {
+            Some(response) => response,
+            None => forward(upstream, &request).await?,
         };
         conn.write_all(&response).await?;
     }
@@ -122,6 +169,19 @@ async fn forward(upstream: &str, request: &[u8]) -> std::io::Result<Vec<u8>> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `X-Amz-Target` header: the AWS JSON-protocol operation.
+fn target(request: &[u8]) -> Option<String> {
+    let end = find(request, b"\r\n\r\n")?;
+    String::from_utf8_lossy(&request[..end])
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("x-amz-target")
+                .then(|| v.trim().to_string())
+        })
 }
 
 fn content_length(headers: &[u8]) -> usize {

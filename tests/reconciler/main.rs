@@ -468,3 +468,42 @@ async fn controllers_leave_no_process_behind() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_is_terminal_and_named_in_the_status() -> Result<()> {
+    let mut h = Harness::new("denied").await?;
+    let proxy = fault_proxy::deny(h.bed.moto_url(), "CreatePipeline").await;
+    h.start_controller_with_env(&[], &[("AWS_ENDPOINT_URL", proxy.url.as_str())])?;
+    h.apply(&h.example()).await?;
+    let seen = h
+        .wait_for(NAME, "a terminal AWS error", |b| {
+            condition(b, "Ready") == Some(("False".into(), "AWSTerminalError".into()))
+        })
+        .await?;
+    let message = seen
+        .status
+        .unwrap()
+        .condition("Ready")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("CreatePipeline") && message.contains("AccessDeniedException"),
+        "{message}"
+    );
+    // Terminal: no fast retries, just the one refused attempt until the next resync.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        proxy.faults.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{}",
+        h.logs()
+    );
+    assert!(
+        h.events()
+            .await?
+            .iter()
+            .any(|(r, n)| r == "AWSTerminalError" && n.contains("CreatePipeline"))
+    );
+    Ok(())
+}
