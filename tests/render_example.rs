@@ -315,3 +315,38 @@ fn environment_deploy_override_gets_its_own_project() {
     assert_eq!(p.environment.compute_type, "BUILD_GENERAL1_XLARGE");
     assert_eq!(p.source.buildspec, "cicd/buildspecs/deploy.yml");
 }
+
+#[test]
+fn file_path_filters_variables_and_rollback_render_into_v2_fields() {
+    let text = EXAMPLE
+        .replace(
+            "    defaultBranch: develop\n",
+            "    defaultBranch: develop\n    filePaths: {includes: [\"src/**\"], excludes: [\"docs/**\"]}\n",
+        )
+        .replace(
+            "  executionMode: QUEUED\n",
+            "  executionMode: SUPERSEDED\n  rollbackOnFailure: true\n  variables:\n    - {name: RELEASE_NOTE, defaultValue: none, description: shown in deploy logs}\n",
+        );
+    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+    let state = render::render(&bp).unwrap();
+    let main = &state.pipelines[0].pipeline;
+    assert_eq!(main.execution_mode, "SUPERSEDED");
+    let push = &main.triggers[0].git_configuration.push[0];
+    let paths = push.file_paths.as_ref().expect("file-path filter");
+    assert_eq!(
+        (paths.includes.as_slice(), paths.excludes.as_slice()),
+        (&["src/**".to_string()][..], &["docs/**".to_string()][..])
+    );
+    assert_eq!(main.variables.len(), 1);
+    assert_eq!(main.variables[0].name, "RELEASE_NOTE");
+    assert_eq!(main.variables[0].default_value.as_deref(), Some("none"));
+    for stage in &main.stages {
+        let rolls_back = stage.on_failure.as_ref().map(|f| f.result.as_str()) == Some("ROLLBACK");
+        assert_eq!(
+            rolls_back,
+            stage.name.starts_with("deploy-"),
+            "{}",
+            stage.name
+        );
+    }
+}
