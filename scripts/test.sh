@@ -10,4 +10,11 @@ echo "==> test bed ready in $(( $(date +%s) - start ))s" >&2
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --lib --bins --tests 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run: cargo prints a result per test binary.
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+exit "$status"
