@@ -92,7 +92,11 @@ async fn main() -> Result<()> {
         bed.moto_url()
     );
     println!("Press Ctrl-C to stop and clean up.");
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     controller.abort();
     bed.shutdown();
     println!("Stopped; nothing left running.");
