@@ -430,3 +430,96 @@ async fn unreachable_endpoint_is_a_retryable_dispatch_failure() {
         ("ListProjects", "DispatchFailure", Retry::Retryable)
     );
 }
+
+/// moto_ext pages listings by `MOTO_PAGE_SIZE` (10): 25 projects and pipelines take three
+/// pages each, and every one comes back exactly once.
+#[tokio::test]
+async fn listings_follow_next_token_through_every_page() {
+    let f = fixture("sdk-pages").await;
+    let project = f.desired.projects[0].clone();
+    let pipeline = f.desired.pipelines[1].clone();
+    let mut projects = Vec::new();
+    let mut pipelines = Vec::new();
+    for i in 0..25 {
+        let mut p = project.clone();
+        p.name = format!("{}-{i:02}", project.name);
+        f.aws.create_project(&p).await.expect("CreateProject");
+        projects.push(p.name);
+        let mut d = pipeline.pipeline.clone();
+        d.name = format!("{}-{i:02}", pipeline.pipeline.name);
+        f.aws
+            .create_pipeline(&d, &pipeline.tags)
+            .await
+            .expect("CreatePipeline");
+        pipelines.push(d.name);
+    }
+    let listed_projects = f.aws.list_projects().await.expect("ListProjects");
+    let listed_pipelines: Vec<String> = f
+        .aws
+        .list_pipelines()
+        .await
+        .expect("ListPipelines")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    for (names, listed) in [
+        (&projects, &listed_projects),
+        (&pipelines, &listed_pipelines),
+    ] {
+        for name in names {
+            assert_eq!(
+                listed.iter().filter(|n| *n == name).count(),
+                1,
+                "{name} listed once"
+            );
+        }
+    }
+    assert!(f.bed.aws_call_count("ListProjects", None).await.unwrap() >= 3);
+    for name in &projects {
+        f.aws.delete_project(name).await.unwrap();
+    }
+    for name in &pipelines {
+        f.aws.delete_pipeline(name).await.unwrap();
+    }
+}
+
+/// The run's commit reaches AWS as a COMMIT_ID override of the source action.
+#[tokio::test]
+async fn start_execution_overrides_the_source_commit() {
+    let f = fixture("sdk-commit").await;
+    let desired = &f.desired.pipelines[1];
+    f.aws
+        .create_pipeline(&desired.pipeline, &desired.tags)
+        .await
+        .expect("CreatePipeline");
+    let commit = "4f2a9c1d0e5b6a7f8091a2b3c4d5e6f708192a3b";
+    let id = f
+        .aws
+        .start_execution(&StartRun {
+            pipeline: desired.pipeline.name.clone(),
+            source_action: "Source".into(),
+            commit: Some(commit.into()),
+            client_request_token: unique_name("run"),
+        })
+        .await
+        .expect("StartPipelineExecution");
+    let executions = f
+        .bed
+        .codepipeline()
+        .await
+        .list_pipeline_executions()
+        .pipeline_name(&desired.pipeline.name)
+        .send()
+        .await
+        .expect("ListPipelineExecutions");
+    let summary = executions
+        .pipeline_execution_summaries()
+        .iter()
+        .find(|s| s.pipeline_execution_id() == Some(id.as_str()))
+        .expect("the started execution is listed");
+    let revisions = summary.source_revisions();
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(revisions[0].action_name(), "Source");
+    assert_eq!(revisions[0].revision_id(), Some(commit));
+    f.aws.delete_pipeline(&desired.pipeline.name).await.unwrap();
+}

@@ -40,6 +40,22 @@ TESTED_MOTO_VERSIONS = {"5.2.5"}
 _applied = False
 _lock = threading.Lock()
 
+
+def _page_size(default: int) -> int:
+    """The default page size of list calls. BPL_MOTO_PAGE_SIZE lowers it so tests page
+    through a few dozen resources, as a production account pages through hundreds."""
+    import os
+
+    value = os.environ.get("BPL_MOTO_PAGE_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+def _page(items: list[Any], token: str | None, size: int) -> tuple[list[Any], str | None]:
+    """One page of `items` from an opaque offset token, and the token of the next page."""
+    start = int(token) if token and token.isdigit() else 0
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
 # ----------------------------------------------------------------------------- CodeBuild
 
 # CodeBuild API Reference, ProjectSource.type.
@@ -214,9 +230,20 @@ def _patch_codebuild() -> None:
         missing = [n for n in self._get_param("names") or [] if n not in known]
         return ActionResult({"projects": found, "projectsNotFound": missing})
 
+    def list_projects(self: CodeBuildResponse) -> ActionResult:
+        # CodeBuild API Reference, ListProjects: at most 100 names per call, with nextToken
+        # for the rest (moto returns every name at once).
+        names = sorted(self.codebuild_backend.list_projects())
+        page, next_token = _page(names, self._get_param("nextToken"), _page_size(100))
+        body: dict[str, Any] = {"projects": page}
+        if next_token:
+            body["nextToken"] = next_token
+        return ActionResult(body)
+
     CodeBuildResponse.create_project = create_project
     CodeBuildResponse.update_project = update_project
     CodeBuildResponse.batch_get_projects = batch_get_projects
+    CodeBuildResponse.list_projects = list_projects
 
 
 # -------------------------------------------------------------------------- CodePipeline
@@ -281,24 +308,40 @@ def _patch_codepipeline() -> None:
     def list_pipelines(self: CodePipelineResponse) -> str:
         # CodePipeline API Reference, PipelineSummary: also carries pipelineType and
         # executionMode (V1 / SUPERSEDED when the declaration leaves them out).
+        # ListPipelines: maxResults (1-1000, default 100) per page, nextToken for the rest.
         backend = self.codepipeline_backend
         body = json.loads(original_list(self))
         summaries = []
-        for summary in body["pipelines"]:
+        for summary in sorted(body["pipelines"], key=lambda s: s["name"]):
             declaration = backend.pipelines[summary["name"]].pipeline
             summary = _with_epochs(summary, ("created", "updated"))
             summary["pipelineType"] = declaration.get("pipelineType", "V1")
             summary["executionMode"] = declaration.get("executionMode", "SUPERSEDED")
             summaries.append(summary)
-        body["pipelines"] = summaries
+        size = min(int(self._get_param("maxResults") or _page_size(100)), 1000)
+        body["pipelines"], next_token = _page(summaries, self._get_param("nextToken"), size)
+        if next_token:
+            body["nextToken"] = next_token
         return json.dumps(body)
 
     def list_pipeline_executions(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, PipelineExecutionSummary.sourceRevisions: the revision
+        # each source action ran, here the COMMIT_ID overrides the execution was started with.
+        backend = self.codepipeline_backend
+        pipeline = _pipeline(backend, self._get_param("pipelineName"))
         body = json.loads(original_list_exec(self))
-        body["pipelineExecutionSummaries"] = [
-            _with_epochs(s, ("startTime", "lastUpdateTime"))
-            for s in body["pipelineExecutionSummaries"]
-        ]
+        summaries = []
+        for s in body["pipelineExecutionSummaries"]:
+            s = _with_epochs(s, ("startTime", "lastUpdateTime"))
+            execution = pipeline.executions.get(s["pipelineExecutionId"])
+            overrides = getattr(execution, "_bpl_source_revisions", None) or []
+            if overrides:
+                s["sourceRevisions"] = [
+                    {"actionName": o["actionName"], "revisionId": o["revisionValue"]}
+                    for o in overrides
+                ]
+            summaries.append(s)
+        body["pipelineExecutionSummaries"] = summaries
         if body.get("nextToken") is None:
             body.pop("nextToken", None)
         return json.dumps(body)
@@ -365,8 +408,12 @@ def _patch_codepipeline() -> None:
         if token and token in tokens:
             return json.dumps({"pipelineExecutionId": tokens[token]})
         body = original_start(self)
+        execution_id = json.loads(body)["pipelineExecutionId"]
         if token:
-            tokens[token] = json.loads(body)["pipelineExecutionId"]
+            tokens[token] = execution_id
+        # Kept for ListPipelineExecutions' sourceRevisions (moto drops the overrides).
+        revisions = self._get_param("sourceRevisions") or []
+        pipeline.executions[execution_id]._bpl_source_revisions = revisions
         return body
 
     CodePipelineResponse.start_pipeline_execution = start_pipeline_execution

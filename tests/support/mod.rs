@@ -35,6 +35,8 @@ use process::{Processes, free_port, log_tail};
 /// moto's default account: every ARN the bed hands out lives there.
 pub const AWS_ACCOUNT_ID: &str = "123456789012";
 pub const AWS_REGION: &str = "us-east-1";
+/// moto_ext's page size for ListPipelines and ListProjects in the bed.
+pub const MOTO_PAGE_SIZE: &str = "10";
 const AWS_FAKE_KEY: &str = "testing";
 const FIELD_MANAGER: &str = "branchpipeline-testbed";
 /// Label on every namespace made by `unique_namespace`.
@@ -107,7 +109,12 @@ impl TestBed {
             "moto",
             &env.moto_python,
             &moto_args,
-            &[("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1")],
+            &[
+                ("PYTHONDONTWRITEBYTECODE", "1"),
+                ("PYTHONUNBUFFERED", "1"),
+                // Pages of 10 instead of AWS's 100, so every listing in the tests pages.
+                ("BPL_MOTO_PAGE_SIZE", MOTO_PAGE_SIZE),
+            ],
             &path.join("moto.log"),
         )?;
 
