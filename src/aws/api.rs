@@ -23,6 +23,8 @@ pub struct ObservedPipeline {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedProject {
     pub project: Project,
+    /// Settings someone added that the controller's UpdateProject removes (drift).
+    pub unmanaged: Vec<String>,
     pub arn: String,
 }
 

@@ -496,6 +496,27 @@ pub fn update_project_input(
     )
 }
 
+/// Project settings the controller never sets and that its UpdateProject (which sends the whole
+/// `environment`) takes away again. Settings UpdateProject cannot clear by omission (VPC,
+/// cache, logs) are left alone rather than reported, or they would look drifted forever.
+pub fn project_unmanaged(p: &cb::types::Project) -> Vec<String> {
+    let mut unmanaged = Vec::new();
+    let env = p.environment.as_ref();
+    if env
+        .and_then(|e| e.environment_variables.as_ref())
+        .is_some_and(|v| !v.is_empty())
+    {
+        unmanaged.push("environment.environmentVariables".to_string());
+    }
+    if env.and_then(|e| e.certificate.as_ref()).is_some() {
+        unmanaged.push("environment.certificate".to_string());
+    }
+    if env.and_then(|e| e.registry_credential.as_ref()).is_some() {
+        unmanaged.push("environment.registryCredential".to_string());
+    }
+    unmanaged
+}
+
 /// The normalized model of an observed project; CodeBuild fills defaults for unset fields.
 pub fn project_from_sdk(p: &cb::types::Project) -> Project {
     let env = p.environment.as_ref();

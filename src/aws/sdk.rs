@@ -339,6 +339,7 @@ impl AwsApi for SdkAws {
             }
             observed.extend(out.projects().iter().map(|p| ObservedProject {
                 project: convert::project_from_sdk(p),
+                unmanaged: convert::project_unmanaged(p),
                 arn: p.arn.clone().unwrap_or_default(),
             }));
         }

@@ -154,7 +154,9 @@ pub fn plan(desired: &DesiredState, observed: &Observed, owner: &Owner<'_>) -> P
             None => plan.create_projects.push(project.clone()),
             Some(seen) => match owner.allows(Kind::Project, &project.name, &seen.project.tags) {
                 Err(foreign) => plan.foreign.push(foreign),
-                Ok(()) if seen.project != *project => plan.update_projects.push(project.clone()),
+                Ok(()) if seen.project != *project || !seen.unmanaged.is_empty() => {
+                    plan.update_projects.push(project.clone())
+                }
                 Ok(()) => {}
             },
         }
@@ -256,6 +258,7 @@ mod tests {
                 p.name.clone(),
                 ObservedProject {
                     project: p.clone(),
+                    unmanaged: vec![],
                     arn: format!("arn:aws:codebuild:::project/{}", p.name),
                 },
             );
@@ -312,6 +315,17 @@ mod tests {
         let mut observed = in_sync(&state);
         observed.pipelines.get_mut(name).unwrap().unmanaged = vec!["stages[1].blockers".into()];
         assert_eq!(plan(&state, &observed, &OWNER).update_pipelines.len(), 1);
+    }
+
+    #[test]
+    fn unmanaged_project_settings_update_the_project() {
+        let state = desired();
+        let mut observed = in_sync(&state);
+        let name = state.projects[2].name.clone();
+        observed.projects.get_mut(&name).unwrap().unmanaged =
+            vec!["environment.environmentVariables".into()];
+        let p = plan(&state, &observed, &OWNER);
+        assert_eq!(p.update_projects, vec![state.projects[2].clone()]);
     }
 
     #[test]

@@ -507,3 +507,63 @@ async fn access_denied_is_terminal_and_named_in_the_status() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_drift_is_repaired_on_resync() -> Result<()> {
+    use aws_sdk_codebuild::types::{
+        ComputeType, EnvironmentType, EnvironmentVariable, ProjectEnvironment,
+    };
+    let mut h = Harness::new("pdrift").await?;
+    h.start_controller(&["--resync-interval", "2s"])?;
+    let bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    let name = format!("{}-orders-api-build", h.ns);
+
+    // Someone adds an environment variable in the console, leaving every managed field as is:
+    // only the unmanaged-settings check can see this.
+    let environment = ProjectEnvironment::builder()
+        .r#type(EnvironmentType::LinuxContainer)
+        .image("aws/codebuild/amazonlinux-x86_64-standard:5.0")
+        .compute_type(ComputeType::BuildGeneral1Large)
+        .privileged_mode(true)
+        .image_pull_credentials_type(aws_sdk_codebuild::types::ImagePullCredentialsType::Codebuild)
+        .environment_variables(
+            EnvironmentVariable::builder()
+                .name("DEBUG")
+                .value("1")
+                .build()?,
+        )
+        .build()?;
+    h.bed
+        .codebuild()
+        .await
+        .update_project()
+        .name(&name)
+        .environment(environment)
+        .send()
+        .await?;
+
+    h.eventually("the project to be put back", || async {
+        let raw = h
+            .bed
+            .codebuild()
+            .await
+            .batch_get_projects()
+            .names(&name)
+            .send()
+            .await?;
+        let env = raw.projects()[0].environment().cloned().unwrap();
+        Ok(env.compute_type().as_str() == "BUILD_GENERAL1_LARGE"
+            && env.environment_variables().is_empty())
+    })
+    .await?;
+    h.eventually("a DriftRepaired event", || async {
+        Ok(h.events()
+            .await?
+            .iter()
+            .any(|(reason, note)| reason == "DriftRepaired" && note.contains(&name)))
+    })
+    .await?;
+    Ok(())
+}
