@@ -194,6 +194,20 @@ impl Harness {
             .await
     }
 
+    /// Waits for `Ready=False` with `reason`, and returns the condition's message.
+    pub async fn wait_not_ready(&self, name: &str, reason: &str) -> Result<String> {
+        let want = Some(("False".to_string(), reason.to_string()));
+        let bp = self
+            .wait_for(name, &format!("Ready=False {reason}"), |b| {
+                condition(b, "Ready") == want
+            })
+            .await?;
+        Ok(bp
+            .status
+            .and_then(|s| s.condition("Ready").map(|c| c.message.clone()))
+            .unwrap_or_default())
+    }
+
     pub async fn wait_gone(&self, name: &str) -> Result<()> {
         let deadline = Instant::now() + TIMEOUT;
         while self.api.get_opt(name).await?.is_some() {

@@ -307,18 +307,7 @@ async fn foreign_and_untagged_pipelines_are_left_alone_unless_adopted() -> Resul
 
     h.start_controller(&[])?;
     h.apply(&bp).await?;
-    let seen = h
-        .wait_for(NAME, "NotOwned", |b| {
-            condition(b, "Ready") == Some(("False".into(), "NotOwned".into()))
-        })
-        .await?;
-    let message = seen
-        .status
-        .unwrap()
-        .condition("Ready")
-        .unwrap()
-        .message
-        .clone();
+    let message = h.wait_not_ready(NAME, "NotOwned").await?;
     assert!(
         message.contains("someone-else") && message.contains("adopt"),
         "{message}"
@@ -371,18 +360,7 @@ async fn invalid_spec_reports_and_calls_no_aws() -> Result<()> {
     // Passes the schema, fails validation: promotion from an unknown environment.
     bp.spec.environments[3].promote_from = Some("staging".into());
     h.apply(&bp).await?;
-    let seen = h
-        .wait_for(NAME, "InvalidSpec", |b| {
-            condition(b, "Ready") == Some(("False".into(), "InvalidSpec".into()))
-        })
-        .await?;
-    let message = seen
-        .status
-        .unwrap()
-        .condition("Ready")
-        .unwrap()
-        .message
-        .clone();
+    let message = h.wait_not_ready(NAME, "InvalidSpec").await?;
     assert!(
         message.contains("spec.environments[3].promoteFrom"),
         "{message}"
@@ -475,18 +453,7 @@ async fn access_denied_is_terminal_and_named_in_the_status() -> Result<()> {
     let proxy = fault_proxy::deny(h.bed.moto_url(), "CreatePipeline").await;
     h.start_controller_with_env(&[], &[("AWS_ENDPOINT_URL", proxy.url.as_str())])?;
     h.apply(&h.example()).await?;
-    let seen = h
-        .wait_for(NAME, "a terminal AWS error", |b| {
-            condition(b, "Ready") == Some(("False".into(), "AWSTerminalError".into()))
-        })
-        .await?;
-    let message = seen
-        .status
-        .unwrap()
-        .condition("Ready")
-        .unwrap()
-        .message
-        .clone();
+    let message = h.wait_not_ready(NAME, "AWSTerminalError").await?;
     assert!(
         message.contains("CreatePipeline") && message.contains("AccessDeniedException"),
         "{message}"
