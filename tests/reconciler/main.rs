@@ -433,12 +433,21 @@ async fn throttling_and_5xx_still_converge_without_duplicates() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controllers_leave_no_process_behind() -> Result<()> {
+async fn sigterm_stops_the_controller_gracefully_and_leaves_no_process() -> Result<()> {
     let mut h = Harness::new("procs").await?;
     let i = h.start_controller(&[])?;
+    h.apply(&h.example()).await?;
+    h.wait_ready(NAME).await?;
     let pids = h.controller_pids();
     assert_eq!(pids.len(), 1);
+    // SIGTERM first; the harness only escalates to SIGKILL after a grace period.
     h.stop_controller(i);
+    let log = h.controller_log_full(i);
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(
+        log.contains("controller stopped"),
+        "not a graceful stop:\n{log}"
+    );
     for pid in pids {
         // SAFETY: signal 0 only checks for existence.
         let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
