@@ -105,35 +105,24 @@ impl SdkAws {
         arn: &str,
     ) -> Result<Option<Vec<Tag>>, AwsError> {
         const OP: &str = "ListTagsForResource";
-        let mut tags = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            debug!(operation = OP, pipeline = name, "calling AWS");
-            let out = match self
-                .codepipeline
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .set_next_token(token.clone())
-                .send()
-                .await
-            {
-                Ok(out) => out,
-                Err(e) => {
-                    let e = from_sdk_error(OP, e);
-                    if is_not_found(&e) {
-                        return Ok(None);
-                    }
-                    return Err(e);
-                }
-            };
-            tags.extend(convert::tags_from_pipeline_sdk(out.tags()));
-            match next_page(OP, token.as_deref(), out.next_token)? {
-                Some(next) => token = Some(next),
-                None => break,
+        debug!(operation = OP, pipeline = name, "calling AWS");
+        // The SDK's paginators follow nextToken and stop if a server repeats one.
+        let pages = self
+            .codepipeline
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await;
+        match pages {
+            Ok(sdk_tags) => Ok(Some(convert::tags_from_pipeline_sdk(&sdk_tags))),
+            Err(e) => {
+                let e = from_sdk_error(OP, e);
+                if is_not_found(&e) { Ok(None) } else { Err(e) }
             }
         }
-        tags.sort();
-        Ok(Some(tags))
     }
 }
 
@@ -286,27 +275,19 @@ impl AwsApi for SdkAws {
 
     async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>, AwsError> {
         const OP: &str = "ListPipelines";
-        let mut pipelines = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            debug!(operation = OP, "calling AWS");
-            let out = self
-                .codepipeline
-                .list_pipelines()
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| from_sdk_error(OP, e))?;
-            pipelines.extend(out.pipelines().iter().filter_map(|p| {
-                p.name
-                    .as_ref()
-                    .map(|name| PipelineSummary { name: name.clone() })
-            }));
-            match next_page(OP, token.as_deref(), out.next_token)? {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        debug!(operation = OP, "calling AWS");
+        let pipelines: Vec<PipelineSummary> = self
+            .codepipeline
+            .list_pipelines()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?
+            .into_iter()
+            .filter_map(|p| p.name.map(|name| PipelineSummary { name }))
+            .collect();
         debug!(operation = OP, count = pipelines.len(), "listed pipelines");
         Ok(pipelines)
     }
@@ -387,23 +368,16 @@ impl AwsApi for SdkAws {
 
     async fn list_projects(&self) -> Result<Vec<String>, AwsError> {
         const OP: &str = "ListProjects";
-        let mut projects = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            debug!(operation = OP, "calling AWS");
-            let out = self
-                .codebuild
-                .list_projects()
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| from_sdk_error(OP, e))?;
-            projects.extend(out.projects().iter().cloned());
-            match next_page(OP, token.as_deref(), out.next_token)? {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        debug!(operation = OP, "calling AWS");
+        let projects: Vec<String> = self
+            .codebuild
+            .list_projects()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| from_sdk_error(OP, e))?;
         debug!(operation = OP, count = projects.len(), "listed projects");
         Ok(projects)
     }
@@ -519,24 +493,6 @@ fn derived_arn_not_found(arn: &str) -> AwsError {
 
 fn is_not_found(e: &AwsError) -> bool {
     e.code == PIPELINE_NOT_FOUND || e.code == RESOURCE_NOT_FOUND
-}
-
-/// The next page token, `None` on the last page. A server handing back the token it was just
-/// given would loop forever, so that is an error.
-fn next_page(
-    operation: &'static str,
-    current: Option<&str>,
-    next: Option<String>,
-) -> Result<Option<String>, AwsError> {
-    match next {
-        None => Ok(None),
-        Some(next) if next.is_empty() => Ok(None),
-        Some(next) if Some(next.as_str()) == current => Err(invalid_response(
-            operation,
-            "nextToken repeats the request's token",
-        )),
-        Some(next) => Ok(Some(next)),
-    }
 }
 
 /// `arn:<partition>:codepipeline:<region>:<account>:<name>`, with partition and account taken
@@ -718,19 +674,5 @@ mod tests {
             fallback_pipeline_arn(Some("us-east-1"), "arn:aws:iam:::role/x", "p"),
             None
         );
-    }
-
-    #[test]
-    fn pagination_stops_on_missing_or_empty_token_and_rejects_loops() {
-        assert_eq!(next_page("ListProjects", None, None).unwrap(), None);
-        assert_eq!(
-            next_page("ListProjects", None, Some(String::new())).unwrap(),
-            None
-        );
-        assert_eq!(
-            next_page("ListProjects", Some("a"), Some("b".into())).unwrap(),
-            Some("b".into())
-        );
-        assert!(next_page("ListProjects", Some("a"), Some("a".into())).is_err());
     }
 }
