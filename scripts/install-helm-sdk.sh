@@ -22,30 +22,9 @@ HELM_VENV="$CACHE/helm-sdk-$HELM_SDKPY_VERSION"
 LUA_BIN=/usr/bin/lua5.4
 LUA51_BIN=/usr/bin/lua5.1
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'install-helm-sdk: error: %s\n' "$*" >&2; exit 1; }
-
-SUDO=()
-if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || die "not root and sudo is missing: cannot install Debian packages"
-    SUDO=(sudo)
-fi
-
-is_installed() {
-    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
-
-install_apt_packages() {
-    local missing=() p
-    for p in "$@"; do is_installed "$p" || missing+=("$p"); done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    log "apt-get update"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-        || die "apt-get update failed: are the Debian mirrors reachable?"
-    log "apt-get install ${missing[*]}"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
-}
+SCRIPT_NAME=install-helm-sdk
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$CACHE"
 

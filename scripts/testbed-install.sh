@@ -21,36 +21,9 @@ BASE_PACKAGES=(jq python3-venv openssl ca-certificates)
 # Only needed to build kube-apiserver; envtest binaries make them unnecessary.
 BUILD_PACKAGES=(golang-go golang-github-modern-go-reflect2-dev rsync make dpkg-dev)
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'testbed-install: error: %s\n' "$*" >&2; exit 1; }
-
-SUDO=()
-if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null || die "not root and sudo is missing: cannot install Debian packages"
-    SUDO=(sudo)
-fi
-
-APT_UPDATED=0
-apt_update() {
-    log "apt-get update"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-        || die "apt-get update failed: are the Debian mirrors reachable?"
-    APT_UPDATED=1
-}
-
-is_installed() {
-    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
-
-install_apt_packages() {
-    local missing=() p
-    for p in "$@"; do is_installed "$p" || missing+=("$p"); done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ $APT_UPDATED -eq 1 ]] || apt_update
-    log "apt-get install ${missing[*]}"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-        || die "apt-get install ${missing[*]} failed"
-}
+SCRIPT_NAME=testbed-install
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$CACHE"
 install_apt_packages "${BASE_PACKAGES[@]}"
