@@ -48,8 +48,8 @@ pub fn pipeline_for<'a>(
 
 /// Stable per resource and request, so a retried start after a crash is deduplicated by AWS.
 pub fn request_token(uid: &str, value: &str) -> String {
-    crate::naming::short_hash(&format!("{uid}/{value}"))
-        + &crate::naming::short_hash(&format!("{value}/{uid}"))
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("{uid}/{value}").as_bytes()))[..32].to_string()
 }
 
 #[cfg(test)]
@@ -99,6 +99,6 @@ mod tests {
             request_token("u", "main"),
             request_token("u", "main@abcdef1")
         );
-        assert_eq!(request_token("u", "main").len(), 16);
+        assert_eq!(request_token("u", "main").len(), 32);
     }
 }
