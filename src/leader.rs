@@ -63,33 +63,27 @@ where
                 }
             }
         }
-        info!(identity = %config.identity, "acquired the leader lease; reconciling");
-        health.set_leader(true);
-        metrics.set_leader(true);
-        let (stop, stopped) = oneshot::channel();
-        let mut handle = tokio::spawn(work(stopped));
-        let lost = tokio::select! {
-            _ = &mut shutdown => {
-                let _ = stop.send(());
-                let _ = (&mut handle).await;
-                false
-            }
-            _ = wait_for(&mut leader, false) => {
-                warn!(identity = %config.identity, "lost the leader lease; stopping at once");
-                handle.abort();
-                let _ = handle.await;
-                true
-            }
-            _ = &mut handle => false,
-        };
-        health.set_leader(false);
-        metrics.set_leader(false);
+        let lost = lead(
+            &config,
+            &health,
+            &metrics,
+            &mut leader,
+            &mut shutdown,
+            &work,
+        )
+        .await;
         if !lost {
             break;
         }
     }
     health.set_standby_ok(false);
     drop(leader);
+    release(lease_task).await;
+    Ok(())
+}
+
+/// Waits for the lease task, which releases the lease once its channel is dropped.
+async fn release<T, E: std::fmt::Display>(lease_task: tokio::task::JoinHandle<Result<T, E>>) {
     match lease_task.await {
         Ok(Ok(_)) => info!("released the leader lease"),
         Ok(Err(e)) => {
@@ -97,7 +91,44 @@ where
         }
         Err(e) => warn!(error = %e, "lease task failed"),
     }
-    Ok(())
+}
+
+/// Runs `work` while the lease is held. True when the lease was lost (campaign again), false on
+/// shutdown or when `work` ended by itself.
+async fn lead<W, Fut>(
+    config: &LeaderConfig,
+    health: &Health,
+    metrics: &Metrics,
+    leader: &mut watch::Receiver<bool>,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    work: &W,
+) -> bool
+where
+    W: Fn(oneshot::Receiver<()>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    info!(identity = %config.identity, "acquired the leader lease; reconciling");
+    health.set_leader(true);
+    metrics.set_leader(true);
+    let (stop, stopped) = oneshot::channel();
+    let mut handle = tokio::spawn(work(stopped));
+    let lost = tokio::select! {
+        _ = shutdown => {
+            let _ = stop.send(());
+            let _ = (&mut handle).await;
+            false
+        }
+        _ = wait_for(leader, false) => {
+            warn!(identity = %config.identity, "lost the leader lease; stopping at once");
+            handle.abort();
+            let _ = handle.await;
+            true
+        }
+        _ = &mut handle => false,
+    };
+    health.set_leader(false);
+    metrics.set_leader(false);
+    lost
 }
 
 /// Waits until the lease state equals `want`; false if the lease task has gone away.

@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod naming;
 pub mod reconcile;
 pub mod render;
+pub mod resolved;
 pub mod server;
 pub mod validate;

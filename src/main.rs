@@ -160,34 +160,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(client.clone(), aws, config, metrics.clone()));
     let namespace = args.namespaces.clone();
     let result = if args.leader_election {
-        let leader_config = LeaderConfig {
-            namespace: args
-                .leader_election_namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            lease_name: args.lease_name.clone(),
-            identity: identity(),
-            duration: args.lease_duration,
-        };
-        let (ctx, health_for_work) = (ctx.clone(), health.clone());
-        leader::run_while_leader(
-            client,
-            leader_config,
-            health.clone(),
-            metrics,
-            shutdown_signal(),
-            move |stop| {
-                let (ctx, namespace, health) =
-                    (ctx.clone(), namespace.clone(), health_for_work.clone());
-                async move {
-                    controller::run(ctx, namespace, health, async {
-                        let _ = stop.await;
-                    })
-                    .await
-                }
-            },
-        )
-        .await
+        run_as_leader(&args, client, ctx, health, metrics).await
     } else {
         health.set_leader(true);
         controller::run(ctx, namespace, health, shutdown_signal()).await;
@@ -195,6 +168,44 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     };
     server.abort();
     result
+}
+
+/// Reconciles only while this replica holds the Lease.
+async fn run_as_leader(
+    args: &RunArgs,
+    client: kube::Client,
+    ctx: Arc<Context>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let leader_config = LeaderConfig {
+        namespace: args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        lease_name: args.lease_name.clone(),
+        identity: identity(),
+        duration: args.lease_duration,
+    };
+    let (namespace, health_for_work) = (args.namespaces.clone(), health.clone());
+    leader::run_while_leader(
+        client,
+        leader_config,
+        health,
+        metrics,
+        shutdown_signal(),
+        move |stop| {
+            let (ctx, namespace, health) =
+                (ctx.clone(), namespace.clone(), health_for_work.clone());
+            async move {
+                controller::run(ctx, namespace, health, async {
+                    let _ = stop.await;
+                })
+                .await
+            }
+        },
+    )
+    .await
 }
 
 /// This replica's name in the Lease: the pod name, else host and PID.
@@ -248,7 +259,7 @@ fn render_cmd(file: &PathBuf) -> ExitCode {
         let rendered = doc
             .result
             .map_err(|e| vec![e])
-            .and_then(|bp| render::render(&bp));
+            .and_then(|bp| render::compile(&bp));
         match rendered {
             Ok(state) => {
                 out.pipelines.extend(state.pipelines);

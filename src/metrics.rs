@@ -17,6 +17,14 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The reconcile step that failed (`observe`, `apply`, `cleanup`, ...).
+    pub step: String,
+    /// `retryable` or `terminal`.
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AwsLabels {
     pub operation: String,
     /// `success`, `retryable_error` or `terminal_error`.
@@ -27,6 +35,8 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
+    reconcile_failures: Family<FailureLabels, Counter>,
+    reconcile_panics: Counter,
     aws_requests: Family<AwsLabels, Counter>,
     drift_repairs: Counter,
     managed_pipelines: Gauge,
@@ -44,59 +54,41 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("branchpipeline");
-        let reconciles = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by result (ok, error)",
-            reconciles.clone(),
-        );
-        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
-        registry.register(
-            "reconcile_duration_seconds",
-            "Time spent in one reconcile",
-            reconcile_duration.clone(),
-        );
-        let aws_requests = Family::<AwsLabels, Counter>::default();
-        registry.register(
-            "aws_requests",
-            "AWS API calls by operation and outcome",
-            aws_requests.clone(),
-        );
-        let drift_repairs = Counter::default();
-        registry.register(
-            "drift_repairs",
-            "AWS resources changed outside the controller and put back",
-            drift_repairs.clone(),
-        );
-        let managed_pipelines = Gauge::default();
-        registry.register(
-            "managed_pipelines",
-            "CodePipeline pipelines managed",
-            managed_pipelines.clone(),
-        );
-        let managed_projects = Gauge::default();
-        registry.register(
-            "managed_projects",
-            "CodeBuild projects managed",
-            managed_projects.clone(),
-        );
-        let leader = Gauge::default();
-        registry.register(
-            "leader",
-            "1 when this replica holds the leader lease",
-            leader.clone(),
-        );
+        let mut r = Registry::with_prefix("branchpipeline");
+        let reg = &mut r;
         Self {
-            registry,
-            reconciles,
-            reconcile_duration,
-            aws_requests,
-            drift_repairs,
-            managed_pipelines,
-            managed_projects,
-            leader,
+            reconciles: register(reg, "reconciles", "Reconciles by result (ok, error)"),
+            reconcile_duration: register_with(
+                reg,
+                "reconcile_duration_seconds",
+                "Time spent in one reconcile",
+                Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            reconcile_failures: register(
+                reg,
+                "reconcile_failures",
+                "Failed reconciles by step and class (retryable, terminal)",
+            ),
+            reconcile_panics: register(
+                reg,
+                "reconcile_panics",
+                "Reconciles that panicked (a bug); the resource is retried, the controller keeps running",
+            ),
+            aws_requests: register(
+                reg,
+                "aws_requests",
+                "AWS API calls by operation and outcome",
+            ),
+            drift_repairs: register(
+                reg,
+                "drift_repairs",
+                "AWS resources changed outside the controller and put back",
+            ),
+            managed_pipelines: register(reg, "managed_pipelines", "CodePipeline pipelines managed"),
+            managed_projects: register(reg, "managed_projects", "CodeBuild projects managed"),
+            leader: register(reg, "leader", "1 when this replica holds the leader lease"),
             managed: Mutex::default(),
+            registry: r,
         }
     }
 
@@ -108,6 +100,19 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn reconcile_failed(&self, step: &str, class: &str) {
+        self.reconcile_failures
+            .get_or_create(&FailureLabels {
+                step: step.into(),
+                class: class.into(),
+            })
+            .inc();
+    }
+
+    pub fn reconcile_panicked(&self) {
+        self.reconcile_panics.inc();
     }
 
     pub fn aws_request(&self, operation: &str, outcome: &str) {
@@ -131,7 +136,13 @@ impl Metrics {
     pub fn set_managed(&self, key: &str, counts: Option<(usize, usize)>) {
         let mut managed = self.managed.lock().unwrap_or_else(|e| e.into_inner());
         match counts {
-            Some((p, j)) => managed.insert(key.to_string(), (p as i64, j as i64)),
+            Some((p, j)) => managed.insert(
+                key.to_string(),
+                (
+                    i64::try_from(p).unwrap_or(i64::MAX),
+                    i64::try_from(j).unwrap_or(i64::MAX),
+                ),
+            ),
             None => managed.remove(key),
         };
         self.managed_pipelines
@@ -153,6 +164,22 @@ impl Metrics {
     }
 }
 
+/// Registers a default-constructed metric and returns a handle to it.
+fn register<M>(registry: &mut Registry, name: &str, help: &str) -> M
+where
+    M: Default + Clone + prometheus_client::registry::Metric,
+{
+    register_with(registry, name, help, M::default())
+}
+
+fn register_with<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: Clone + prometheus_client::registry::Metric,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +190,8 @@ mod tests {
         m.reconciled(true, Duration::from_millis(20));
         m.aws_request("GetPipeline", "success");
         m.drift_repaired();
+        m.reconcile_failed("cleanup", "terminal");
+        m.reconcile_panicked();
         m.set_managed("a/b", Some((2, 8)));
         m.set_managed("c/d", Some((1, 4)));
         m.set_managed("c/d", None);
@@ -172,6 +201,8 @@ mod tests {
             "branchpipeline_reconcile_duration_seconds_count 1",
             "branchpipeline_aws_requests_total{operation=\"GetPipeline\",outcome=\"success\"} 1",
             "branchpipeline_drift_repairs_total 1",
+            "branchpipeline_reconcile_failures_total{step=\"cleanup\",class=\"terminal\"} 1",
+            "branchpipeline_reconcile_panics_total 1",
             "branchpipeline_managed_pipelines 2",
             "branchpipeline_managed_projects 8",
             "branchpipeline_leader 0",

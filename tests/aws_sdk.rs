@@ -42,7 +42,7 @@ async fn fixture(prefix: &str) -> Fixture {
     bp.spec.pipeline_role_arn = role;
     // moto's CodeBuild only checks that the service role is in the caller's account.
     bp.spec.build_role_arn = format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codebuild");
-    let desired = render::render(&bp).expect("example renders");
+    let desired = render::compile(&bp).expect("example renders");
     assert_eq!(desired.pipelines.len(), 2);
     assert_eq!(desired.projects.len(), 8);
 

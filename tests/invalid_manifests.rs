@@ -45,7 +45,7 @@ fn error_paths(v: &Value) -> Vec<String> {
     assert_eq!(docs.len(), 1);
     match docs.remove(0).result {
         Err(e) => vec![e.path],
-        Ok(bp) => match render::render(&bp) {
+        Ok(bp) => match render::compile(&bp) {
             Ok(_) => vec![],
             Err(errors) => errors.into_iter().map(|e| e.path).collect(),
         },
@@ -374,7 +374,7 @@ fn messages_say_how_to_fix() {
     let mut v = example();
     set(&mut v, "/spec/environments/3/promoteFrom", json!("prod"));
     let bp = manifest::parse_value(serde_yaml::to_value(&v).unwrap()).unwrap();
-    let errors = render::render(&bp).unwrap_err();
+    let errors = render::compile(&bp).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].path, "spec.environments[3].promoteFrom");
     assert!(

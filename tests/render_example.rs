@@ -14,7 +14,7 @@ fn rendered() -> DesiredState {
         .remove(0)
         .result
         .expect("example parses");
-    render::render(&bp).expect("example is valid")
+    render::compile(&bp).expect("example is valid")
 }
 
 /// `BLESS=1 cargo test --test render_example` rewrites the golden file after a deliberate change.
@@ -282,7 +282,7 @@ fn manual_only_group_has_no_trigger_and_no_change_detection() {
         "      branches: [main]\n      trigger: manual\n",
     );
     let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
-    let state = render::render(&bp).unwrap();
+    let state = render::compile(&bp).unwrap();
     let prod = &state.pipelines[1].pipeline;
     assert!(prod.triggers.is_empty());
     assert_eq!(
@@ -302,7 +302,7 @@ fn environment_deploy_override_gets_its_own_project() {
         "      pipeline: production\n      deploy: {computeType: BUILD_GENERAL1_XLARGE}\n",
     );
     let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
-    let state = render::render(&bp).unwrap();
+    let state = render::compile(&bp).unwrap();
     let prod_projects = &state.pipelines[1].projects;
     assert!(prod_projects.contains(&"team-orders-orders-api-production-deploy-prod".to_string()));
     // No environment of that pipeline uses the shared deploy project any more.
@@ -328,7 +328,7 @@ fn file_path_filters_variables_and_rollback_render_into_v2_fields() {
             "  executionMode: SUPERSEDED\n  rollbackOnFailure: true\n  variables:\n    - {name: RELEASE_NOTE, defaultValue: none, description: shown in deploy logs}\n",
         );
     let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
-    let state = render::render(&bp).unwrap();
+    let state = render::compile(&bp).unwrap();
     let main = &state.pipelines[0].pipeline;
     assert_eq!(main.execution_mode, "SUPERSEDED");
     let push = &main.triggers[0].git_configuration.push[0];

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 
 use branchpipeline::api::*;
 use branchpipeline::naming;
-use branchpipeline::render::{self, MAX_CONFIG_VALUE};
+use branchpipeline::render;
+use branchpipeline::validate::limits::MAX_CONFIG_VALUE;
 use kube::api::ObjectMeta;
 use proptest::prelude::*;
 
@@ -28,7 +29,9 @@ fn branch() -> impl Strategy<Value = String> {
         Just("release/*".to_string()),
         Just("hotfix/**".to_string()),
         Just("feature/?-*".to_string()),
-        proptest::string::string_regex("[a-z]{1,12}(/[a-z0-9.]{1,20})?").unwrap(),
+        // Valid git branch names: no "..", no component starting or ending with '.'.
+        proptest::string::string_regex("[a-z]{1,12}(/[a-z0-9]{1,8}(\\.[a-z0-9]{1,5}){0,2})?")
+            .unwrap(),
     ]
 }
 
@@ -191,7 +194,7 @@ proptest! {
 
     #[test]
     fn rendered_state_obeys_aws_rules(bp in spec_strategy()) {
-        let state = render::render(&bp).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let state = render::compile(&bp).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
         let projects: BTreeSet<_> = state.projects.iter().map(|p| p.name.as_str()).collect();
         prop_assert_eq!(projects.len(), state.projects.len(), "project names are unique");
         for p in &state.projects {
@@ -225,7 +228,7 @@ proptest! {
                 }
             }
         }
-        let again = render::render(&bp).unwrap();
+        let again = render::compile(&bp).unwrap();
         prop_assert_eq!(
             serde_json::to_string(&state).unwrap(),
             serde_json::to_string(&again).unwrap(),

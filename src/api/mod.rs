@@ -8,6 +8,8 @@ pub use status::*;
 
 /// Annotations and labels the controller reads or writes.
 pub mod annotations {
+    /// Every annotation the controller reads starts with this.
+    pub const PREFIX: &str = "branchpipeline.dev/";
     /// `"true"` lets the controller adopt untagged AWS resources with the rendered names.
     pub const ADOPT: &str = "branchpipeline.dev/adopt";
     /// `Delete` or `Retain`; takes precedence over the controller flag and `spec.deletionPolicy`.

@@ -29,6 +29,7 @@ pub const ENV_VAR_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 pub const DEFAULT_BUILDSPEC_DIR: &str = "cicd/buildspecs";
 pub const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux-x86_64-standard:5.0";
 pub const DEFAULT_GROUP: &str = "main";
+/// CodeBuild API Reference, CreateProject `timeoutInMinutes`: 5–2160 minutes.
 pub const MIN_TIMEOUT_MINUTES: u32 = 5;
 pub const MAX_TIMEOUT_MINUTES: u32 = 2160;
 

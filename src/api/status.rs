@@ -6,12 +6,19 @@ use serde::{Deserialize, Serialize};
 
 pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_SYNCED: &str = "Synced";
+/// Present, with status `False`, while a `branchpipeline.dev/` annotation is invalid.
+pub const CONDITION_ANNOTATIONS_VALID: &str = "AnnotationsValid";
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BranchPipelineStatus {
+    /// The generation the controller last acted on, successfully or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The generation AWS was last brought in line with. A change to AWS while the spec is
+    /// still at this generation is drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

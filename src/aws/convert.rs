@@ -582,7 +582,7 @@ mod tests {
     fn example() -> DesiredState {
         let text = include_str!("../../examples/orders-api.yaml");
         let bp = manifest::parse_documents(text).remove(0).result.unwrap();
-        render::render(&bp).unwrap()
+        render::compile(&bp).unwrap()
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Retry {
 pub struct AwsError {
     /// The API operation, e.g. `CreatePipeline`.
     pub operation: &'static str,
+    /// The pipeline, project or ARN the call was about, when it was about one.
+    pub resource: Option<String>,
     /// The AWS error code, e.g. `ThrottlingException`, or a transport class such as `Timeout`.
     pub code: String,
     pub message: String,
@@ -23,7 +25,11 @@ pub struct AwsError {
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed with {}", self.operation, self.code)?;
+        write!(f, "{}", self.operation)?;
+        if let Some(resource) = &self.resource {
+            write!(f, " {resource}")?;
+        }
+        write!(f, " failed with {}", self.code)?;
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
@@ -32,6 +38,12 @@ impl fmt::Display for AwsError {
 }
 
 impl AwsError {
+    /// Names the resource the failed call was about.
+    pub fn on(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.retry == Retry::Retryable
     }
@@ -102,6 +114,7 @@ mod tests {
     fn display_names_operation_and_code() {
         let e = AwsError {
             operation: "UpdatePipeline",
+            resource: None,
             code: "AccessDeniedException".into(),
             message: "no".into(),
             retry: Retry::Terminal,
@@ -109,6 +122,10 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "UpdatePipeline failed with AccessDeniedException: no"
+        );
+        assert_eq!(
+            e.on("ns-a-test").to_string(),
+            "UpdatePipeline ns-a-test failed with AccessDeniedException: no"
         );
     }
 }

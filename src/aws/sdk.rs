@@ -71,7 +71,7 @@ impl SdkAws {
         let out = match self.codepipeline.get_pipeline().name(name).send().await {
             Ok(out) => out,
             Err(e) => {
-                let e = from_sdk_error(OP, e);
+                let e = from_sdk_error(OP, e).on(name);
                 if e.code == PIPELINE_NOT_FOUND {
                     debug!(operation = OP, pipeline = name, "pipeline not found");
                     return Ok(None);
@@ -80,13 +80,13 @@ impl SdkAws {
             }
         };
         let Some(declaration) = out.pipeline else {
-            return Err(invalid_response(OP, "response has no pipeline"));
+            return Err(invalid_response(OP, "response has no pipeline").on(name));
         };
         let (arn, arn_from_metadata) = match out.metadata.and_then(|m| m.pipeline_arn) {
             Some(arn) => (arn, true),
             None => {
                 let arn = fallback_pipeline_arn(self.region(), &declaration.role_arn, name)
-                    .ok_or_else(|| invalid_response(OP, "response has no pipeline ARN"))?;
+                    .ok_or_else(|| invalid_response(OP, "response has no pipeline ARN").on(name))?;
                 debug!(operation = OP, pipeline = name, arn = %arn, "no pipelineArn in metadata; using the derived ARN");
                 (arn, false)
             }
@@ -119,7 +119,7 @@ impl SdkAws {
         match pages {
             Ok(sdk_tags) => Ok(Some(convert::tags_from_pipeline_sdk(&sdk_tags))),
             Err(e) => {
-                let e = from_sdk_error(OP, e);
+                let e = from_sdk_error(OP, e).on(name);
                 if is_not_found(&e) { Ok(None) } else { Err(e) }
             }
         }
@@ -161,11 +161,12 @@ impl AwsApi for SdkAws {
         tags: &[Tag],
     ) -> Result<String, AwsError> {
         const OP: &str = "CreatePipeline";
-        let mut declaration =
-            convert::pipeline_to_sdk(pipeline).map_err(|e| from_build_error(OP, e))?;
+        let mut declaration = convert::pipeline_to_sdk(pipeline)
+            .map_err(|e| from_build_error(OP, e).on(&pipeline.name))?;
         // A new pipeline always starts at version 1; AWS assigns it.
         declaration.version = None;
-        let sdk_tags = convert::tags_to_pipeline_sdk(tags).map_err(|e| from_build_error(OP, e))?;
+        let sdk_tags = convert::tags_to_pipeline_sdk(tags)
+            .map_err(|e| from_build_error(OP, e).on(&pipeline.name))?;
         debug!(operation = OP, pipeline = %pipeline.name, tags = tags.len(), "calling AWS");
         self.codepipeline
             .create_pipeline()
@@ -173,7 +174,7 @@ impl AwsApi for SdkAws {
             .set_tags((!sdk_tags.is_empty()).then_some(sdk_tags))
             .send()
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
+            .map_err(|e| from_sdk_error(OP, e).on(&pipeline.name))?;
         // CreatePipeline returns no ARN: read it back, or derive it if that read fails.
         let fetched = self.fetch_pipeline(&pipeline.name).await;
         match fetched {
@@ -187,7 +188,8 @@ impl AwsApi for SdkAws {
                     (None, _) => Err(invalid_response(
                         "GetPipeline",
                         "pipeline not found right after CreatePipeline",
-                    )),
+                    )
+                    .on(&pipeline.name)),
                 }
             }
         }
@@ -195,8 +197,8 @@ impl AwsApi for SdkAws {
 
     async fn update_pipeline(&self, pipeline: &PipelineDeclaration) -> Result<i32, AwsError> {
         const OP: &str = "UpdatePipeline";
-        let declaration =
-            convert::pipeline_to_sdk(pipeline).map_err(|e| from_build_error(OP, e))?;
+        let declaration = convert::pipeline_to_sdk(pipeline)
+            .map_err(|e| from_build_error(OP, e).on(&pipeline.name))?;
         debug!(operation = OP, pipeline = %pipeline.name, "calling AWS");
         let out = self
             .codepipeline
@@ -204,11 +206,10 @@ impl AwsApi for SdkAws {
             .pipeline(declaration)
             .send()
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
-        let version = out
-            .pipeline
-            .and_then(|p| p.version)
-            .ok_or_else(|| invalid_response(OP, "response has no pipeline version"))?;
+            .map_err(|e| from_sdk_error(OP, e).on(&pipeline.name))?;
+        let version = out.pipeline.and_then(|p| p.version).ok_or_else(|| {
+            invalid_response(OP, "response has no pipeline version").on(&pipeline.name)
+        })?;
         debug!(operation = OP, pipeline = %pipeline.name, version, "pipeline updated");
         Ok(version)
     }
@@ -219,7 +220,7 @@ impl AwsApi for SdkAws {
         match self.codepipeline.delete_pipeline().name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = from_sdk_error(OP, e);
+                let e = from_sdk_error(OP, e).on(name);
                 if is_not_found(&e) {
                     debug!(operation = OP, pipeline = name, "pipeline already gone");
                     Ok(())
@@ -235,7 +236,8 @@ impl AwsApi for SdkAws {
         if tags.is_empty() {
             return Ok(());
         }
-        let sdk_tags = convert::tags_to_pipeline_sdk(tags).map_err(|e| from_build_error(OP, e))?;
+        let sdk_tags =
+            convert::tags_to_pipeline_sdk(tags).map_err(|e| from_build_error(OP, e).on(arn))?;
         debug!(
             operation = OP,
             pipeline = arn,
@@ -248,7 +250,7 @@ impl AwsApi for SdkAws {
             .set_tags(Some(sdk_tags))
             .send()
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
+            .map_err(|e| from_sdk_error(OP, e).on(arn))?;
         Ok(())
     }
 
@@ -269,7 +271,7 @@ impl AwsApi for SdkAws {
             .set_tag_keys(Some(keys.to_vec()))
             .send()
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
+            .map_err(|e| from_sdk_error(OP, e).on(arn))?;
         Ok(())
     }
 
@@ -314,7 +316,7 @@ impl AwsApi for SdkAws {
                 .set_names(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| from_sdk_error(OP, e))?;
+                .map_err(|e| from_sdk_error(OP, e).on(chunk.join(",")))?;
             if !out.projects_not_found().is_empty() {
                 debug!(operation = OP, not_found = ?out.projects_not_found(), "projects not found");
             }
@@ -329,23 +331,25 @@ impl AwsApi for SdkAws {
 
     async fn create_project(&self, project: &Project) -> Result<(), AwsError> {
         const OP: &str = "CreateProject";
-        let input = convert::create_project_input(project).map_err(|e| from_build_error(OP, e))?;
+        let input = convert::create_project_input(project)
+            .map_err(|e| from_build_error(OP, e).on(&project.name))?;
         debug!(operation = OP, project = %project.name, "calling AWS");
         input
             .send_with(&self.codebuild)
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
+            .map_err(|e| from_sdk_error(OP, e).on(&project.name))?;
         Ok(())
     }
 
     async fn update_project(&self, project: &Project) -> Result<(), AwsError> {
         const OP: &str = "UpdateProject";
-        let input = convert::update_project_input(project).map_err(|e| from_build_error(OP, e))?;
+        let input = convert::update_project_input(project)
+            .map_err(|e| from_build_error(OP, e).on(&project.name))?;
         debug!(operation = OP, project = %project.name, "calling AWS");
         input
             .send_with(&self.codebuild)
             .await
-            .map_err(|e| from_sdk_error(OP, e))?;
+            .map_err(|e| from_sdk_error(OP, e).on(&project.name))?;
         Ok(())
     }
 
@@ -355,7 +359,7 @@ impl AwsApi for SdkAws {
         match self.codebuild.delete_project().name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let e = from_sdk_error(OP, e);
+                let e = from_sdk_error(OP, e).on(name);
                 if is_not_found(&e) {
                     debug!(operation = OP, project = name, "project already gone");
                     Ok(())
@@ -395,7 +399,7 @@ impl AwsApi for SdkAws {
                 .revision_type(cp::types::SourceRevisionType::CommitId)
                 .revision_value(commit)
                 .build()
-                .map_err(|e| from_build_error(OP, e))?;
+                .map_err(|e| from_build_error(OP, e).on(&run.pipeline))?;
             request = request.source_revisions(revision);
         }
         debug!(
@@ -405,10 +409,13 @@ impl AwsApi for SdkAws {
             commit = run.commit.as_deref(),
             "calling AWS"
         );
-        let out = request.send().await.map_err(|e| from_sdk_error(OP, e))?;
-        let id = out
-            .pipeline_execution_id
-            .ok_or_else(|| invalid_response(OP, "response has no pipelineExecutionId"))?;
+        let out = request
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e).on(&run.pipeline))?;
+        let id = out.pipeline_execution_id.ok_or_else(|| {
+            invalid_response(OP, "response has no pipelineExecutionId").on(&run.pipeline)
+        })?;
         debug!(operation = OP, pipeline = %run.pipeline, execution = %id, "execution started");
         Ok(id)
     }
@@ -423,6 +430,7 @@ where
 {
     let transport = |code: &str, retry: Retry| AwsError {
         operation,
+        resource: None,
         code: code.to_string(),
         message: DisplayErrorContext(&err).to_string(),
         retry,
@@ -439,6 +447,7 @@ where
             let retry = classify(&code, Some(status));
             AwsError {
                 operation,
+                resource: None,
                 code,
                 message,
                 retry,
@@ -464,6 +473,7 @@ where
 pub fn from_build_error(operation: &'static str, err: BuildError) -> AwsError {
     AwsError {
         operation,
+        resource: None,
         code: "InvalidInput".into(),
         message: DisplayErrorContext(&err).to_string(),
         retry: Retry::Terminal,
@@ -474,6 +484,7 @@ pub fn from_build_error(operation: &'static str, err: BuildError) -> AwsError {
 fn invalid_response(operation: &'static str, message: &str) -> AwsError {
     AwsError {
         operation,
+        resource: None,
         code: "InvalidResponse".into(),
         message: message.into(),
         retry: Retry::Retryable,
@@ -485,6 +496,7 @@ fn invalid_response(operation: &'static str, message: &str) -> AwsError {
 fn derived_arn_not_found(arn: &str) -> AwsError {
     AwsError {
         operation: "ListTagsForResource",
+        resource: Some(arn.to_string()),
         code: RESOURCE_NOT_FOUND.into(),
         message: format!("no resource {arn} (ARN derived, not returned by GetPipeline)"),
         retry: Retry::Terminal,
@@ -545,6 +557,7 @@ mod tests {
             e,
             AwsError {
                 operation: "GetPipeline",
+                resource: None,
                 code: "ValidationException".into(),
                 message: "bad name".into(),
                 retry: Retry::Terminal,

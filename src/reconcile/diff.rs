@@ -225,7 +225,7 @@ mod tests {
             .remove(0)
             .result
             .unwrap();
-        render::render(&bp).unwrap()
+        render::compile(&bp).unwrap()
     }
 
     const OWNER: Owner<'static> = Owner {

@@ -1,9 +1,13 @@
-//! The reconciler: validate → render → observe → diff → apply → status.
+//! The reconciler's steps and decisions. Observe and apply talk to AWS through
+//! [`crate::aws::AwsApi`]; diff, policy, outcome, run and status are pure and decide what the
+//! controller carries out.
 
 pub mod apply;
 pub mod diff;
 pub mod error;
+pub mod events;
 pub mod observe;
+pub mod outcome;
 pub mod policy;
 pub mod run;
 pub mod status;

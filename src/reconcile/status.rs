@@ -11,6 +11,10 @@ pub mod reason {
     pub const AWS_ERROR: &str = "AWSError";
     /// An AWS failure retrying cannot fix (permissions, invalid input, quotas).
     pub const AWS_TERMINAL_ERROR: &str = "AWSTerminalError";
+    /// The resource is being deleted, but its AWS resources could not be.
+    pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+    /// A `branchpipeline.dev/` annotation has a value the controller cannot use.
+    pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }
 
 /// Sets a condition, keeping `lastTransitionTime` when the status itself did not change, as
@@ -25,7 +29,8 @@ pub fn set_condition(
     now: &str,
 ) {
     let status = if status { "True" } else { "False" };
-    let message = truncate(message, 2048);
+    let message =
+        crate::reconcile::events::fit(message, crate::reconcile::events::CONDITION_MESSAGE_MAX);
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {
@@ -107,17 +112,6 @@ pub fn set_retrying(
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,13 +150,5 @@ mod tests {
         let mut fresh = BranchPipelineStatus::default();
         set_retrying(&mut fresh, "x", Some(1), "t");
         assert_eq!(fresh.condition("Ready").unwrap().reason, "Progressing");
-    }
-
-    #[test]
-    fn long_messages_are_truncated_on_char_boundaries() {
-        let long = "é".repeat(2000);
-        let t = truncate(&long, 2048);
-        assert!(t.len() <= 2048 + '…'.len_utf8());
-        assert!(t.ends_with('…'));
     }
 }

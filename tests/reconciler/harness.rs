@@ -75,7 +75,7 @@ impl Harness {
     }
 
     pub fn render(&self, bp: &BranchPipeline) -> DesiredState {
-        render::render(bp).expect("valid")
+        render::compile(bp).expect("valid")
     }
 
     /// Starts a controller for this namespace with extra flags; returns its index.

@@ -1,7 +1,12 @@
-//! Rules the OpenAPI schema cannot express, or that some API servers do not enforce.
+//! Rules the OpenAPI schema cannot express, or that some API servers do not enforce, and the
+//! resolved spec a valid resource becomes.
 //!
 //! Every problem is reported (not just the first), each naming the field path, what is wrong and
-//! how to fix it. The controller runs this before any AWS call; `render -f` runs it too.
+//! how to fix it. The controller runs this before any AWS call; `render -f` runs it too. The
+//! limits, each with its source, are in [`limits`]; single-value rules in [`rules`].
+
+pub mod limits;
+pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -10,6 +15,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::api::*;
+use crate::resolved::{self, ValidatedSpec};
+use limits::*;
 
 /// One problem with a manifest, located by its field path (`spec.environments[2].promoteFrom`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +42,8 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Most stages a CodePipeline pipeline may have (CodePipeline quotas).
-pub const MAX_STAGES_PER_PIPELINE: usize = 50;
-/// Most actions a stage may have (CodePipeline quotas).
-pub const MAX_ACTIONS_PER_STAGE: usize = 50;
-/// Branch and file-path filter lists hold 1–8 patterns of at most 255 characters
-/// (CodePipeline API Reference, GitBranchFilterCriteria / GitFilePathFilterCriteria).
-pub const MAX_PATTERNS: usize = 8;
-pub const MAX_PATTERN_LEN: usize = 255;
-/// Tags per resource (both services), less the three the controller sets itself.
-pub const MAX_USER_TAGS: usize = 47;
-/// Schema limit on `spec.stages` and `spec.environments` (mirrored here for `render -f`).
-pub const MAX_LIST: usize = 40;
+/// Tags per resource less the three ownership tags the controller sets itself.
+pub const MAX_USER_TAGS: usize = MAX_TAGS - 3;
 pub const RESERVED_TAG_PREFIX: &str = "branchpipeline.dev/";
 
 fn re(pattern: &str) -> Regex {
@@ -74,12 +71,19 @@ impl Errors {
     }
 }
 
-/// Validates a whole resource. An empty result means `render` can proceed.
-pub fn validate(bp: &BranchPipeline) -> Vec<FieldError> {
+/// Validates a whole resource and resolves it for render.
+pub fn validate(bp: &BranchPipeline) -> Result<ValidatedSpec, Vec<FieldError>> {
     let mut errs = Errors::default();
     metadata(bp, &mut errs);
     spec(&bp.spec, &mut errs);
-    errs.0
+    if !errs.0.is_empty() {
+        return Err(errs.0);
+    }
+    Ok(resolved::resolve(
+        bp.metadata.namespace.as_deref().unwrap_or_default(),
+        bp.metadata.name.as_deref().unwrap_or_default(),
+        &bp.spec,
+    ))
 }
 
 /// The API server enforces these for stored objects; `render -f` reads files it never saw.
@@ -149,12 +153,8 @@ fn source(source: &SourceSpec, errs: &mut Errors) {
             ),
         );
     }
-    branch_pattern("spec.source.defaultBranch", &source.default_branch, errs);
-    if source.default_branch.contains(['*', '?']) {
-        errs.push(
-            "spec.source.defaultBranch",
-            "must be a branch name, not a pattern; remove the wildcard",
-        );
+    if let Err(message) = rules::branch(&source.default_branch, false) {
+        errs.push("spec.source.defaultBranch", message);
     }
     if let Some(filter) = &source.file_paths {
         if filter.includes.is_empty() && filter.excludes.is_empty() {
@@ -167,12 +167,14 @@ fn source(source: &SourceSpec, errs: &mut Errors) {
             "spec.source.filePaths.includes",
             &filter.includes,
             true,
+            rules::file_pattern,
             errs,
         );
         pattern_list(
             "spec.source.filePaths.excludes",
             &filter.excludes,
             true,
+            rules::file_pattern,
             errs,
         );
     }
@@ -221,55 +223,33 @@ fn bucket(name: &str, errs: &mut Errors) {
     }
 }
 
-/// Buildspec paths are read from the source artifact, so they must stay inside it.
 fn relative_path(path: &str, value: &str, errs: &mut Errors) {
-    if value.is_empty() {
-        errs.push(
-            path,
-            "must not be empty; give a path relative to the repository root",
-        );
-    } else if value.starts_with('/') || value.contains('\\') {
-        errs.push(
-            path,
-            format!("{value:?} must be relative to the repository root with / separators, e.g. cicd/buildspecs"),
-        );
-    } else if value.split('/').any(|part| part == "..") {
-        errs.push(
-            path,
-            format!("{value:?} must not contain '..'; point inside the repository"),
-        );
+    if let Err(message) = rules::relative_path(value) {
+        errs.push(path, message);
     }
 }
 
-fn dns_label(path: &str, what: &str, name: &str, errs: &mut Errors) {
-    if name.len() > 40 || !NAME_RE.is_match(name) {
+/// A name that ends up inside AWS stage or resource names: lowercase, digits and '-', within
+/// the length its rendered use allows (see [`limits`]).
+fn dns_label(path: &str, what: &str, name: &str, max: usize, errs: &mut Errors) {
+    if name.len() > max || !NAME_RE.is_match(name) {
         errs.push(
             path,
             format!(
-                "{what} {name:?} must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit"
+                "{what} {name:?} must be 1-{max} lowercase letters, digits or '-', starting and ending with a letter or digit"
             ),
         );
     }
 }
 
-/// Branch patterns use CodePipeline's glob syntax; this controller supports `*`, `**` and `?`,
-/// which it can also translate into the Java regex that stage conditions evaluate.
-fn branch_pattern(path: &str, pattern: &str, errs: &mut Errors) {
-    if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
-        errs.push(path, format!("must be 1-{MAX_PATTERN_LEN} characters long"));
-    } else if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        errs.push(path, format!("{pattern:?} must not contain whitespace"));
-    } else if pattern.contains(['[', ']', '{', '}', '!', '\\']) {
-        errs.push(
-            path,
-            format!(
-                "{pattern:?} uses an unsupported glob; only *, ** and ? wildcards are supported"
-            ),
-        );
-    }
-}
-
-fn pattern_list(path: &str, patterns: &[String], allow_empty: bool, errs: &mut Errors) {
+/// A list of trigger filter globs; `check` judges each pattern.
+fn pattern_list(
+    path: &str,
+    patterns: &[String],
+    allow_empty: bool,
+    check: fn(&str) -> Result<(), String>,
+    errs: &mut Errors,
+) {
     if (!allow_empty && patterns.is_empty()) || patterns.len() > MAX_PATTERNS {
         errs.push(
             path,
@@ -281,7 +261,9 @@ fn pattern_list(path: &str, patterns: &[String], allow_empty: bool, errs: &mut E
     }
     let mut seen = BTreeSet::new();
     for (i, p) in patterns.iter().enumerate() {
-        branch_pattern(&format!("{path}[{i}]"), p, errs);
+        if let Err(message) = check(p) {
+            errs.push(format!("{path}[{i}]"), message);
+        }
         if !seen.insert(p) {
             errs.push(
                 format!("{path}[{i}]"),
@@ -361,6 +343,20 @@ fn compute_fits(
 
 /// Checks a stage's (or deploy's) overrides on top of the defaults it inherits.
 fn overrides(base: &str, o: &BuildOverrides, defaults: &BuildDefaults, errs: &mut Errors) {
+    overrides_on(
+        base,
+        o,
+        &resolved::with_overrides(defaults, &BuildOverrides::default()),
+        errs,
+    );
+}
+
+fn overrides_on(
+    base: &str,
+    o: &BuildOverrides,
+    defaults: &resolved::BuildSettings,
+    errs: &mut Errors,
+) {
     if let Some(minutes) = o.timeout_minutes {
         timeout(&format!("{base}.timeoutMinutes"), minutes, errs);
     }
@@ -391,7 +387,13 @@ fn stages(spec: &BranchPipelineSpec, errs: &mut Errors) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, stage) in spec.stages.iter().enumerate() {
         let base = format!("spec.stages[{i}]");
-        dns_label(&format!("{base}.name"), "stage name", &stage.name, errs);
+        dns_label(
+            &format!("{base}.name"),
+            "stage name",
+            &stage.name,
+            STAGE_NAME_MAX,
+            errs,
+        );
         if let Some(first) = seen.insert(&stage.name, i) {
             errs.push(
                 format!("{base}.name"),
@@ -416,28 +418,17 @@ fn stages(spec: &BranchPipelineSpec, errs: &mut Errors) {
 }
 
 fn environments(spec: &BranchPipelineSpec, errs: &mut Errors) {
-    let envs = &spec.environments;
-    if envs.is_empty() {
+    if spec.environments.is_empty() {
         errs.push(
             "spec.environments",
             "needs at least one environment, e.g. - name: dev, branches: [main]",
         );
     }
+    // Names seen so far, so promoteFrom can only point backwards.
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for (i, env) in envs.iter().enumerate() {
+    for (i, env) in spec.environments.iter().enumerate() {
         let base = format!("spec.environments[{i}]");
-        dns_label(&format!("{base}.name"), "environment name", &env.name, errs);
-        if let Some(first) = index.get(env.name.as_str()) {
-            errs.push(
-                format!("{base}.name"),
-                format!("environment {:?} is already defined at spec.environments[{first}]; environment names must be unique", env.name),
-            );
-        } else {
-            index.insert(&env.name, i);
-        }
-        if let Some(group) = &env.pipeline {
-            dns_label(&format!("{base}.pipeline"), "pipeline group", group, errs);
-        }
+        environment_names(&base, i, env, &mut index, errs);
         match (&env.branches, &env.promote_from) {
             (Some(_), Some(_)) => errs.push(
                 base.clone(),
@@ -447,7 +438,13 @@ fn environments(spec: &BranchPipelineSpec, errs: &mut Errors) {
                 base.clone(),
                 "needs branches (the branches that deploy here) or promoteFrom (an earlier environment to promote from)",
             ),
-            (Some(branches), None) => pattern_list(&format!("{base}.branches"), branches, false, errs),
+            (Some(branches), None) => pattern_list(
+                &format!("{base}.branches"),
+                branches,
+                false,
+                |p| rules::branch(p, true),
+                errs,
+            ),
             (None, Some(from)) => promote_from(spec, i, from, &index, errs),
         }
         if env.promote_from.is_some() && env.trigger == Trigger::Manual {
@@ -457,63 +454,89 @@ fn environments(spec: &BranchPipelineSpec, errs: &mut Errors) {
             );
         }
         if let Some(approval) = &env.approval {
-            if let Some(arn) = &approval.notification_arn
-                && !SNS_ARN_RE.is_match(arn)
-            {
-                errs.push(
-                    format!("{base}.approval.notificationArn"),
-                    format!("{arn:?} is not an SNS topic ARN; use arn:aws:sns:<region>:<account>:<topic>"),
-                );
-            }
-            if approval
-                .custom_data
-                .as_ref()
-                .is_some_and(|d| d.is_empty() || d.len() > 1000)
-            {
-                errs.push(
-                    format!("{base}.approval.customData"),
-                    "must be 1-1000 characters long",
-                );
-            }
+            approval_settings(&base, approval, errs);
         }
-        for key in env.variables.keys() {
-            if !ENV_VAR_NAME_RE.is_match(key) {
-                errs.push(
-                    format!("{base}.variables.{key}"),
-                    "is not a valid environment variable name; use letters, digits and _, not starting with a digit",
-                );
-            } else if key == "DEPLOY_ENV" || key.starts_with("CODEBUILD_") {
-                errs.push(
-                    format!("{base}.variables.{key}"),
-                    "is set by the controller or CodeBuild; choose another name",
-                );
-            }
-        }
+        deploy_variables(&base, &env.variables, errs);
         if let Some(deploy) = &env.deploy {
-            let defaults = effective_deploy_defaults(spec);
-            overrides(&format!("{base}.deploy"), deploy, &defaults, errs);
+            overrides_on(
+                &format!("{base}.deploy"),
+                deploy,
+                &resolved::deploy_defaults(spec),
+                errs,
+            );
         }
     }
     group_sizes(spec, errs);
 }
 
-/// The deploy project's settings, which an environment's own deploy overrides build on.
-pub fn effective_deploy_defaults(spec: &BranchPipelineSpec) -> BuildDefaults {
-    let o = spec
-        .deploy
-        .as_ref()
-        .map(DeploySpec::overrides)
-        .unwrap_or_default();
-    apply_overrides(&spec.defaults, &o)
+fn environment_names<'a>(
+    base: &str,
+    i: usize,
+    env: &'a EnvironmentSpec,
+    index: &mut HashMap<&'a str, usize>,
+    errs: &mut Errors,
+) {
+    dns_label(
+        &format!("{base}.name"),
+        "environment name",
+        &env.name,
+        ENVIRONMENT_NAME_MAX,
+        errs,
+    );
+    if let Some(first) = index.get(env.name.as_str()) {
+        errs.push(
+            format!("{base}.name"),
+            format!("environment {:?} is already defined at spec.environments[{first}]; environment names must be unique", env.name),
+        );
+    } else {
+        index.insert(&env.name, i);
+    }
+    if let Some(group) = &env.pipeline {
+        dns_label(
+            &format!("{base}.pipeline"),
+            "pipeline group",
+            group,
+            GROUP_NAME_MAX,
+            errs,
+        );
+    }
 }
 
-pub fn apply_overrides(defaults: &BuildDefaults, o: &BuildOverrides) -> BuildDefaults {
-    BuildDefaults {
-        image: o.image.clone().unwrap_or_else(|| defaults.image.clone()),
-        compute_type: o.compute_type.unwrap_or(defaults.compute_type),
-        environment_type: o.environment_type.unwrap_or(defaults.environment_type),
-        privileged: o.privileged.unwrap_or(defaults.privileged),
-        timeout_minutes: o.timeout_minutes.unwrap_or(defaults.timeout_minutes),
+fn approval_settings(base: &str, approval: &ApprovalSpec, errs: &mut Errors) {
+    if let Some(arn) = &approval.notification_arn
+        && !SNS_ARN_RE.is_match(arn)
+    {
+        errs.push(
+            format!("{base}.approval.notificationArn"),
+            format!("{arn:?} is not an SNS topic ARN; use arn:aws:sns:<region>:<account>:<topic>"),
+        );
+    }
+    if approval
+        .custom_data
+        .as_ref()
+        .is_some_and(|d| d.is_empty() || d.chars().count() > MAX_APPROVAL_TEXT)
+    {
+        errs.push(
+            format!("{base}.approval.customData"),
+            format!("must be 1-{MAX_APPROVAL_TEXT} characters long"),
+        );
+    }
+}
+
+/// The deploy action's extra environment variables (CodeBuild EnvironmentVariable `name`).
+fn deploy_variables(base: &str, variables: &BTreeMap<String, String>, errs: &mut Errors) {
+    for key in variables.keys() {
+        if !ENV_VAR_NAME_RE.is_match(key) {
+            errs.push(
+                format!("{base}.variables.{key}"),
+                "is not a valid environment variable name; use letters, digits and _, not starting with a digit",
+            );
+        } else if key == "DEPLOY_ENV" || key.starts_with("CODEBUILD_") {
+            errs.push(
+                format!("{base}.variables.{key}"),
+                "is set by the controller or CodeBuild; choose another name",
+            );
+        }
     }
 }
 
@@ -593,11 +616,11 @@ fn variables(vars: &[PipelineVariableSpec], errs: &mut Errors) {
         if var
             .default_value
             .as_ref()
-            .is_some_and(|v| v.is_empty() || v.len() > 1000)
+            .is_some_and(|v| v.is_empty() || v.chars().count() > MAX_VARIABLE_VALUE)
         {
             errs.push(
                 format!("spec.variables[{i}].defaultValue"),
-                "must be 1-1000 characters long",
+                format!("must be 1-{MAX_VARIABLE_VALUE} characters long"),
             );
         }
     }
@@ -607,23 +630,16 @@ fn tags(tags: &BTreeMap<String, String>, errs: &mut Errors) {
     if tags.len() > MAX_USER_TAGS {
         errs.push(
             "spec.tags",
-            format!("has {} tags; AWS allows 50 per resource and the controller uses 3, so keep at most {MAX_USER_TAGS}", tags.len()),
+            format!("has {} tags; AWS allows {MAX_TAGS} per resource and the controller uses 3, so keep at most {MAX_USER_TAGS}", tags.len()),
         );
     }
     for (key, value) in tags {
         let path = format!("spec.tags.{key}");
-        if key.is_empty() || key.len() > 127 {
-            errs.push(&path, "tag keys must be 1-127 characters long");
-        } else if key.to_ascii_lowercase().starts_with("aws:") {
-            errs.push(&path, "the aws: prefix is reserved by AWS; rename the tag");
-        } else if key.starts_with(RESERVED_TAG_PREFIX) {
-            errs.push(
-                &path,
-                "the branchpipeline.dev/ prefix is reserved for ownership tags; rename the tag",
-            );
+        if let Err(message) = rules::tag_key(key, RESERVED_TAG_PREFIX) {
+            errs.push(&path, message);
         }
-        if value.len() > 255 {
-            errs.push(&path, "tag values must be at most 255 characters long");
+        if let Err(message) = rules::tag_value(value) {
+            errs.push(&path, message);
         }
     }
 }

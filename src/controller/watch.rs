@@ -1,0 +1,192 @@
+//! The watch that feeds the controller, and its one backoff layer.
+//!
+//! kube-runtime's `Controller` already backs off its trigger stream on errors
+//! (`trigger_backoff`), so the watcher itself gets none: two layers stacked delays after an
+//! API-server outage. The one layer here is capped at [`WATCH_BACKOFF_MAX`] so the controller
+//! is reconciling again within seconds of the API server's return. A "410 Gone" (the watch's
+//! resource version expired) is not an outage: the watcher relists at once, so that error is
+//! dropped before it can trigger a backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::Api;
+use kube::runtime::utils::Backoff;
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use tracing::{debug, info};
+
+use super::{Context, error_policy, reconcile};
+use crate::api::BranchPipeline;
+use crate::server::Health;
+
+pub const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(250);
+pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// Runs the controller until `shutdown` completes (in-flight reconciles finish first).
+/// `namespaces` empty means all of them; otherwise one watch per listed namespace, so the
+/// controller needs permissions only there.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespaces: Vec<String>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let apis: Vec<Api<BranchPipeline>> = if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let synced = Arc::new(AtomicUsize::new(0));
+    let watches = apis.len();
+    let controllers = apis.into_iter().map(|api| {
+        let (ctx, health, synced, shutdown) = (
+            ctx.clone(),
+            health.clone(),
+            synced.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            let on_synced = move || {
+                // Ready once every watch has listed its namespace completely.
+                if synced.fetch_add(1, Ordering::SeqCst) + 1 == watches {
+                    health.set_watch_synced(true);
+                    info!("watch synced");
+                }
+            };
+            run_one(api, ctx, on_synced, shutdown).await
+        }
+    });
+    futures::future::join_all(controllers).await;
+    info!("controller stopped");
+}
+
+async fn run_one(
+    api: Api<BranchPipeline>,
+    ctx: Arc<Context>,
+    on_synced: impl Fn() + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    // Status writes must not trigger reconciles (each would write lastSyncTime again): react to
+    // spec, annotation, finalizer and deletion changes only.
+    let (reader, writer) = kube::runtime::reflector::store();
+    let mut first_list = Some(on_synced);
+    let stream = watcher(api, watcher::Config::default())
+        .filter(|event| futures::future::ready(!is_gone(event)))
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone)
+                && let Some(on_synced) = first_list.take()
+            {
+                on_synced();
+            }
+        })
+        .applied_objects()
+        .predicate_filter(reconcile_relevant, Default::default());
+    Controller::for_stream(stream, reader)
+        .trigger_backoff(WatchBackoff::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "reconcile loop reported an error");
+            }
+        })
+        .await;
+}
+
+/// A watch error meaning "relist", which the watcher does on its next poll.
+fn is_gone(event: &Result<watcher::Event<BranchPipeline>, watcher::Error>) -> bool {
+    match event {
+        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+            debug!("watch resource version expired; relisting");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Hashes what should trigger a reconcile: the spec (via generation), annotations (run, adopt,
+/// policies), finalizers and deletion.
+fn reconcile_relevant(bp: &BranchPipeline) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bp.metadata.generation.hash(&mut h);
+    bp.metadata.annotations.hash(&mut h);
+    bp.metadata.finalizers.hash(&mut h);
+    bp.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Doubling delays from [`WATCH_BACKOFF_MIN`] to [`WATCH_BACKOFF_MAX`], jittered between half
+/// and the full delay; reset by the controller whenever the stream yields an event again.
+#[derive(Debug, Clone)]
+pub struct WatchBackoff {
+    next: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self {
+            next: WATCH_BACKOFF_MIN,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = self.next.saturating_mul(2).min(WATCH_BACKOFF_MAX);
+        let half = delay / 2;
+        let jitter =
+            crate::duration::fraction_of(half, rand::random::<u16>() % 1001, 1000).unwrap_or(half);
+        Some(half + jitter)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = WATCH_BACKOFF_MIN;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_backoff_doubles_caps_and_resets() {
+        let mut b = WatchBackoff::default();
+        let first = b.next().expect("a delay");
+        assert!(first <= WATCH_BACKOFF_MIN && first >= WATCH_BACKOFF_MIN / 2);
+        let delays: Vec<Duration> = (0..20).map(|_| b.next().expect("a delay")).collect();
+        assert!(delays.iter().all(|d| *d <= WATCH_BACKOFF_MAX));
+        assert!(delays[19] >= WATCH_BACKOFF_MAX / 2);
+        // Within 15 s of a return, even after a long outage: one capped delay plus a relist.
+        assert!(WATCH_BACKOFF_MAX < Duration::from_secs(10));
+        b.reset();
+        assert!(b.next().expect("a delay") <= WATCH_BACKOFF_MIN);
+    }
+
+    #[test]
+    fn only_gone_is_dropped() {
+        let gone = kube::core::Status {
+            code: 410,
+            ..Default::default()
+        };
+        assert!(is_gone(&Err(watcher::Error::WatchError(Box::new(gone)))));
+        let other = kube::core::Status {
+            code: 500,
+            ..Default::default()
+        };
+        assert!(!is_gone(&Err(watcher::Error::WatchError(Box::new(other)))));
+        assert!(!is_gone(&Ok(watcher::Event::InitDone)));
+    }
+}
