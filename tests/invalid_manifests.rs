@@ -341,6 +341,35 @@ const CASES: &[(&str, &str, Edit)] = &[
     }),
     ("wrong kind", "kind", |v| set(v, "/kind", json!("Pipeline"))),
     (
+        "default branch git forbids",
+        "spec.source.defaultBranch",
+        |v| set(v, "/spec/source/defaultBranch", json!("../..")),
+    ),
+    (
+        "branch pattern ending in .lock",
+        "spec.environments[0].branches[0]",
+        |v| set(v, "/spec/environments/0/branches/0", json!("release.lock")),
+    ),
+    ("tag key with an emoji", "spec.tags.team🚀", |v| {
+        set(v, "/spec/tags", json!({"team🚀": "x"}))
+    }),
+    ("tag value with a hash", "spec.tags.team", |v| {
+        set(v, "/spec/tags", json!({"team": "cost#center"}))
+    }),
+    ("tag value of 256 characters", "spec.tags.team", |v| {
+        set(v, "/spec/tags", json!({"team": "é".repeat(256)}))
+    }),
+    (
+        "stage name longer than a CodePipeline stage name",
+        "spec.stages[0].name",
+        |v| set(v, "/spec/stages/0/name", json!("s".repeat(101))),
+    ),
+    (
+        "environment name too long for its deploy stage",
+        "spec.environments[0].name",
+        |v| set(v, "/spec/environments/0/name", json!("e".repeat(94))),
+    ),
+    (
         "duplicate pipeline variable",
         "spec.variables[1].name",
         |v| {
@@ -352,6 +381,31 @@ const CASES: &[(&str, &str, Edit)] = &[
 #[test]
 fn the_example_is_valid() {
     assert_eq!(error_paths(&example()), Vec::<String>::new());
+}
+
+/// The limits are AWS's, not stricter: names as long as AWS allows, tags counted in characters.
+#[test]
+fn what_aws_accepts_is_accepted() {
+    let mut v = example();
+    set(&mut v, "/spec/stages/0/name", json!("s".repeat(100)));
+    set(&mut v, "/spec/environments/0/name", json!("e".repeat(93)));
+    set(
+        &mut v,
+        "/spec/source/defaultBranch",
+        json!("release/2.0-rc.1"),
+    );
+    set(
+        &mut v,
+        "/spec/tags",
+        json!({"équipe": "é".repeat(255), "cost center:a/b=c+d-e@f": ""}),
+    );
+    // The renamed dev environment is the one `develop` and the default branch feed.
+    set(
+        &mut v,
+        "/spec/environments/0/branches",
+        json!(["develop", "release/2.0-rc.1"]),
+    );
+    assert_eq!(error_paths(&v), Vec::<String>::new());
 }
 
 #[test]

@@ -249,7 +249,9 @@ with_build_overrides! {
 with_build_overrides! {
     /// A build stage: one CodeBuild project, run once per pipeline execution.
     pub struct StageSpec {
-        #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+        /// Names the CodePipeline stage and action (at most 100 characters, the
+        /// StageDeclaration limit; see `validate::limits`) and the CodeBuild project.
+        #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 100))]
         pub name: String,
         /// Buildspec path in the repository; defaults to `<buildspecDir>/<name>.yml`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,11 +283,13 @@ pub enum Trigger {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSpec {
-    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    /// Names the stage `deploy-<name>`, so at most 93 characters (a stage name takes 100;
+    /// see `validate::limits`).
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 93))]
     pub name: String,
     /// Pipeline group; each group becomes one CodePipeline. Defaults to `main`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 100))]
     pub pipeline: Option<String>,
     /// Branch glob patterns that deploy here. Exactly one of `branches` and `promoteFrom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,7 +297,7 @@ pub struct EnvironmentSpec {
     pub branches: Option<Vec<String>>,
     /// An earlier environment of the same pipeline whose build is promoted here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 40))]
+    #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 93))]
     pub promote_from: Option<String>,
     #[serde(default)]
     pub trigger: Trigger,
