@@ -10,6 +10,13 @@ echo "==> test bed ready in $(( $(date +%s) - start ))s" >&2
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+
+# The test bed's own tests: the execution engine that plays CodePipeline, and the GitHub
+# API server, checked against the AWS and GitHub shapes they model.
+bed_python="$(sed -n 's/^BPL_MOTO_PYTHON=//p' "${XDG_CACHE_HOME:-$HOME/.cache}/branchpipeline-controller/testbed.env")"
+for suite in tests/moto_ext tests/github_fake; do
+    PYTHONDONTWRITEBYTECODE=1 "$bed_python" -m unittest discover -s "$suite" -p 'test_*.py'
+done
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0

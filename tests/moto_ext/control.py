@@ -6,6 +6,20 @@
     POST /_bpl/pipeline-execution     {"pipelineName", "pipelineExecutionId"?, "status", "statusSummary"?}
     GET  /_bpl/health                 {"ok": true, "moto": "<version>"}
 
+Execution engine (engine.py; README.md, "Execution engine"):
+
+    POST /_bpl/push                   {"repository", "branch", "commit", "files"?, "commitMessage"?, "authorDate"?}
+                                      -> {"started": [{"pipelineName", "pipelineExecutionId"}]}
+    POST /_bpl/pull-request           {"repository", "event", "pullRequestId", "sourceBranch",
+                                       "destinationBranch", "commit", "files"?, ...} -> same
+    GET  /_bpl/engine                 the engine settings
+    POST /_bpl/engine                 {"actionSeconds"?, "manualStartBranch"?, "matchesMode"?,
+                                       "startOnCreate"?} -> the engine settings
+    GET  /_bpl/action-outcome         {"rules": [...]}
+    POST /_bpl/action-outcome         {"pipelineName"?, "stageName"?, "actionName"?, "projectName"?,
+                                       "status", "summary"?, "seconds"?, "count"?} | {"clear": true}
+                                      -> {"rules": [...]}
+
 Only AWS API calls are logged: /_bpl/* and /moto-api/* are not.
 """
 
@@ -22,6 +36,7 @@ import moto
 from moto.moto_api._internal import moto_api_backend
 
 from . import patches
+from .engine import ENGINE
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -94,6 +109,8 @@ class ControlApp:
         if path.startswith("/_bpl/"):
             return self._control(environ, start_response, path)
         if path.startswith("/moto-api"):
+            if path.rstrip("/") == "/moto-api/reset":
+                ENGINE.reset()
             return self.moto_app(environ, start_response)
 
         target = environ.get("HTTP_X_AMZ_TARGET")
@@ -138,9 +155,22 @@ class ControlApp:
                 self.log.clear()
                 return _json(start_response, 200, {"ok": True})
             if method == "POST" and path == "/_bpl/reset":
+                ENGINE.reset()
                 moto_api_backend.reset()
                 self.log.clear()
                 return _json(start_response, 200, {"ok": True})
+            if method == "POST" and path == "/_bpl/push":
+                return _json(start_response, 200, ENGINE.push(_read_json(environ)))
+            if method == "POST" and path == "/_bpl/pull-request":
+                return _json(start_response, 200, ENGINE.pull_request(_read_json(environ)))
+            if method == "GET" and path == "/_bpl/engine":
+                return _json(start_response, 200, ENGINE.get_config())
+            if method == "POST" and path == "/_bpl/engine":
+                return _json(start_response, 200, ENGINE.configure(_read_json(environ)))
+            if method == "GET" and path == "/_bpl/action-outcome":
+                return _json(start_response, 200, ENGINE.list_outcomes())
+            if method == "POST" and path == "/_bpl/action-outcome":
+                return _json(start_response, 200, ENGINE.set_outcome(_read_json(environ)))
             if method == "POST" and path == "/_bpl/pipeline-execution":
                 body = _read_json(environ)
                 result = patches.set_execution_status(
@@ -156,7 +186,10 @@ class ControlApp:
 
 
 def _read_json(environ: Environ) -> dict[str, Any]:
-    return json.loads(_read_body(environ) or b"{}")
+    body = json.loads(_read_body(environ) or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
 
 
 def _json(start_response: StartResponse, status: int, body: Any) -> list[bytes]:

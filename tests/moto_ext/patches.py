@@ -18,20 +18,12 @@ from moto.codebuild.exceptions import InvalidInputException
 from moto.codebuild.exceptions import ResourceNotFoundException as CbResourceNotFound
 from moto.codebuild.models import CodeBuild, CodeBuildBackend
 from moto.codebuild.responses import CodeBuildResponse
-from moto.codepipeline.exceptions import (
-    PipelineExecutionNotFoundException,
-    PipelineNotFoundException,
-)
-from moto.codepipeline.models import (
-    CodePipelineBackend,
-    PipelineExecution,
-    codepipeline_backends,
-)
 from moto.codepipeline.responses import CodePipelineResponse
-from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
-from moto.core.utils import unix_time, utcnow
+from moto.core.utils import unix_time
 from moto.utilities.utils import get_partition
+
+from .engine import ENGINE
 
 # The patches replace or wrap moto internals by name: check them against the pinned
 # version rather than failing in surprising ways on another one.
@@ -248,13 +240,6 @@ def _patch_codebuild() -> None:
 
 # -------------------------------------------------------------------------- CodePipeline
 
-class PipelineExecutionNotStoppableException(JsonRESTError):
-    code = 400
-
-    def __init__(self, message: str):
-        super().__init__("PipelineExecutionNotStoppableException", message)
-
-
 def _epoch(value: Any) -> Any:
     # AWS JSON 1.1 protocol: timestamps are epoch seconds. moto's CodePipeline
     # responses emit ISO-8601 strings, which the Rust SDK refuses to parse.
@@ -281,24 +266,12 @@ def _with_epochs(entry: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]
     return entry
 
 
-def _pipeline(backend: CodePipelineBackend, name: str) -> Any:
-    pipeline = backend.pipelines.get(name)
-    if pipeline is None:
-        raise PipelineNotFoundException(
-            f"Account '{backend.account_id}' does not have a pipeline with name '{name}'"
-        )
-    return pipeline
-
-
-def _latest_execution(pipeline: Any) -> PipelineExecution | None:
-    executions = list(pipeline.executions.values())
-    return executions[-1] if executions else None
-
-
 def _patch_codepipeline() -> None:
     original_get = CodePipelineResponse.get_pipeline
     original_list = CodePipelineResponse.list_pipelines
-    original_list_exec = CodePipelineResponse.list_pipeline_executions
+    original_create = CodePipelineResponse.create_pipeline
+    original_update = CodePipelineResponse.update_pipeline
+    original_delete = CodePipelineResponse.delete_pipeline
 
     def get_pipeline(self: CodePipelineResponse) -> str:
         body = json.loads(original_get(self))
@@ -324,103 +297,111 @@ def _patch_codepipeline() -> None:
             body["nextToken"] = next_token
         return json.dumps(body)
 
-    def list_pipeline_executions(self: CodePipelineResponse) -> str:
-        # CodePipeline API Reference, PipelineExecutionSummary.sourceRevisions: the revision
-        # each source action ran, here the COMMIT_ID overrides the execution was started with.
-        backend = self.codepipeline_backend
-        pipeline = _pipeline(backend, self._get_param("pipelineName"))
-        body = json.loads(original_list_exec(self))
-        summaries = []
-        for s in body["pipelineExecutionSummaries"]:
-            s = _with_epochs(s, ("startTime", "lastUpdateTime"))
-            execution = pipeline.executions.get(s["pipelineExecutionId"])
-            overrides = getattr(execution, "_bpl_source_revisions", None) or []
-            if overrides:
-                s["sourceRevisions"] = [
-                    {"actionName": o["actionName"], "revisionId": o["revisionValue"]}
-                    for o in overrides
-                ]
-            summaries.append(s)
-        body["pipelineExecutionSummaries"] = summaries
-        if body.get("nextToken") is None:
-            body.pop("nextToken", None)
-        return json.dumps(body)
+    # Executions: moto 5.2.5 marks each execution Succeeded at once. The execution
+    # engine (engine.py; README.md, "Execution engine") runs them instead and answers
+    # every execution call in the shapes of the CodePipeline API Reference.
 
-    def get_pipeline_state(self: CodePipelineResponse) -> str:
-        # CodePipeline API Reference, GetPipelineState: one StageState per declared
-        # stage, in order; latestExecution only once the pipeline has run. moto runs
-        # no actions, so every stage reports the status of the latest execution.
-        backend = self.codepipeline_backend
-        pipeline = _pipeline(backend, self._get_param("name"))
-        latest = _latest_execution(pipeline)
-        stage_states = []
-        for stage in pipeline.pipeline["stages"]:
-            state: dict[str, Any] = {
-                "stageName": stage["name"],
-                "inboundTransitionState": {"enabled": True},
-                "actionStates": [{"actionName": a["name"]} for a in stage["actions"]],
-            }
-            if latest is not None:
-                state["latestExecution"] = {
-                    "pipelineExecutionId": latest.pipeline_execution_id,
-                    "status": latest.status,
-                }
-            stage_states.append(state)
-        return json.dumps({
-            "pipelineName": pipeline.pipeline["name"],
-            "pipelineVersion": pipeline.pipeline["version"],
-            "stageStates": stage_states,
-            "created": _epoch(pipeline._created),
-            "updated": _epoch(pipeline._updated),
-        })
-
-    def stop_pipeline_execution(self: CodePipelineResponse) -> str:
-        # CodePipeline API Reference, StopPipelineExecution: only an InProgress
-        # execution can be stopped (PipelineExecutionNotStoppableException otherwise);
-        # abandon=true stops at once, else the execution is Stopping. moto finishes
-        # executions instantly, so tests set InProgress via POST /_bpl/pipeline-execution.
-        backend = self.codepipeline_backend
-        execution = backend.get_pipeline_execution(
-            self._get_param("pipelineName"), self._get_param("pipelineExecutionId")
-        )
-        if execution.status != "InProgress":
-            raise PipelineExecutionNotStoppableException(
-                f"Pipeline execution {execution.pipeline_execution_id} is not in progress "
-                f"(status {execution.status})"
-            )
-        execution.status = "Stopped" if self._get_param("abandon") else "Stopping"
-        execution.status_summary = self._get_param("reason")
-        execution.last_update_time = utcnow()
-        return json.dumps({"pipelineExecutionId": execution.pipeline_execution_id})
-
-    original_start = CodePipelineResponse.start_pipeline_execution
-
-    def start_pipeline_execution(self: CodePipelineResponse) -> str:
-        # CodePipeline API Reference, StartPipelineExecution: clientRequestToken is an
-        # idempotency token; a repeated token returns the execution it started instead of
-        # starting another. moto ignores it. The controller relies on it to never start a
-        # manual run twice when it crashes between the start and its status write.
-        backend = self.codepipeline_backend
-        name = self._get_param("name")
-        token = self._get_param("clientRequestToken")
-        pipeline = _pipeline(backend, name)
-        tokens = pipeline.__dict__.setdefault("_bpl_request_tokens", {})
-        if token and token in tokens:
-            return json.dumps({"pipelineExecutionId": tokens[token]})
-        body = original_start(self)
-        execution_id = json.loads(body)["pipelineExecutionId"]
-        if token:
-            tokens[token] = execution_id
-        # Kept for ListPipelineExecutions' sourceRevisions (moto drops the overrides).
-        revisions = self._get_param("sourceRevisions") or []
-        pipeline.executions[execution_id]._bpl_source_revisions = revisions
+    def create_pipeline(self: CodePipelineResponse) -> str:
+        body = original_create(self)
+        ENGINE.pipeline_created(self.codepipeline_backend, self._get_param("pipeline")["name"])
         return body
 
-    CodePipelineResponse.start_pipeline_execution = start_pipeline_execution
+    def update_pipeline(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, PipelineExecution.status "Cancelled": the
+        # definition was updated before the execution completed.
+        body = original_update(self)
+        ENGINE.pipeline_updated(self.codepipeline_backend, self._get_param("pipeline")["name"])
+        return body
+
+    def delete_pipeline(self: CodePipelineResponse) -> str:
+        body = original_delete(self)
+        ENGINE.pipeline_deleted(self.codepipeline_backend, self._get_param("name"))
+        return body
+
+    def start_pipeline_execution(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, StartPipelineExecution: variables (declared
+        # pipeline-level variables only), sourceRevisions, and clientRequestToken, an
+        # idempotency token: a repeated token returns the execution it first started
+        # (moto ignores it; the controller relies on it never to start a manual run twice).
+        execution_id = ENGINE.start_manual(
+            self.codepipeline_backend,
+            self._get_param("name"),
+            self._get_param("variables"),
+            self._get_param("sourceRevisions"),
+            self._get_param("clientRequestToken"),
+        )
+        return json.dumps({"pipelineExecutionId": execution_id})
+
+    def get_pipeline_execution(self: CodePipelineResponse) -> str:
+        execution = ENGINE.get_execution(
+            self.codepipeline_backend,
+            self._get_param("pipelineName"),
+            self._get_param("pipelineExecutionId"),
+        )
+        return json.dumps({"pipelineExecution": execution})
+
+    def list_pipeline_executions(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, ListPipelineExecutions: newest first, maxResults
+        # (1-100, default 100) and nextToken, filter.succeededInStage.
+        return json.dumps(ENGINE.list_executions(
+            self.codepipeline_backend,
+            self._get_param("pipelineName"),
+            self._get_param("maxResults"),
+            self._get_param("nextToken"),
+            self._get_param("filter"),
+        ))
+
+    def list_action_executions(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, ListActionExecutions (moto: not implemented).
+        return json.dumps(ENGINE.list_action_executions(
+            self.codepipeline_backend,
+            self._get_param("pipelineName"),
+            self._get_param("filter"),
+            self._get_param("maxResults"),
+            self._get_param("nextToken"),
+        ))
+
+    def get_pipeline_state(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, GetPipelineState (moto: not implemented): one
+        # StageState per declared stage, in order, with the stage's and each action's
+        # latest execution.
+        return json.dumps(ENGINE.pipeline_state(self.codepipeline_backend, self._get_param("name")))
+
+    def put_approval_result(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, PutApprovalResult (moto: not implemented).
+        return json.dumps(ENGINE.put_approval_result(
+            self.codepipeline_backend,
+            self._get_param("pipelineName"),
+            self._get_param("stageName"),
+            self._get_param("actionName"),
+            self._get_param("result"),
+            self._get_param("token"),
+        ))
+
+    def stop_pipeline_execution(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, StopPipelineExecution (moto: not implemented):
+        # abandon=true stops at once; otherwise Stopping until the in-progress actions
+        # finish. PipelineExecutionNotStoppableException unless InProgress,
+        # DuplicatedStopRequestException for a second stop-and-wait.
+        return json.dumps(ENGINE.stop(
+            self.codepipeline_backend,
+            self._get_param("pipelineName"),
+            self._get_param("pipelineExecutionId"),
+            bool(self._get_param("abandon")),
+            self._get_param("reason"),
+        ))
+
     CodePipelineResponse.get_pipeline = get_pipeline
     CodePipelineResponse.list_pipelines = list_pipelines
+    CodePipelineResponse.create_pipeline = create_pipeline
+    CodePipelineResponse.update_pipeline = update_pipeline
+    CodePipelineResponse.delete_pipeline = delete_pipeline
+    CodePipelineResponse.start_pipeline_execution = start_pipeline_execution
+    CodePipelineResponse.get_pipeline_execution = get_pipeline_execution
     CodePipelineResponse.list_pipeline_executions = list_pipeline_executions
+    CodePipelineResponse.list_action_executions = list_action_executions
     CodePipelineResponse.get_pipeline_state = get_pipeline_state
+    CodePipelineResponse.put_approval_result = put_approval_result
     CodePipelineResponse.stop_pipeline_execution = stop_pipeline_execution
 
 
@@ -429,26 +410,10 @@ def set_execution_status(
 ) -> dict[str, Any]:
     """Test hook: force the status of an execution (the latest one if no id is given).
 
-    Searches every account and region that moto has instantiated.
+    A terminal status ends the engine's run of a running execution. Searches every
+    account and region that moto has instantiated.
     """
-    for per_account in dict.values(codepipeline_backends):
-        for backend in dict.values(per_account):
-            pipeline = backend.pipelines.get(pipeline_name)
-            if pipeline is None:
-                continue
-            if execution_id is None:
-                execution = _latest_execution(pipeline)
-            else:
-                execution = pipeline.executions.get(execution_id)
-            if execution is None:
-                raise PipelineExecutionNotFoundException(
-                    f"no execution {execution_id!r} for pipeline {pipeline_name!r}"
-                )
-            execution.status = status
-            execution.status_summary = summary
-            execution.last_update_time = utcnow()
-            return {"pipelineExecutionId": execution.pipeline_execution_id, "status": status}
-    raise PipelineNotFoundException(f"no pipeline named {pipeline_name!r}")
+    return ENGINE.set_status(pipeline_name, execution_id, status, summary)
 
 
 def apply() -> None:
