@@ -1,0 +1,1 @@
+"""A fake GitHub REST API for the integration tests (see README.md)."""
