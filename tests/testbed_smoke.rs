@@ -514,7 +514,10 @@ async fn codepipeline_executions_can_be_stopped() -> TestResult {
             .abandon(true)
     };
     stop().send().await?;
-    let again = stop().send().await.expect_err("a stopped execution cannot be stopped");
+    let again = stop()
+        .send()
+        .await
+        .expect_err("a stopped execution cannot be stopped");
     assert_eq!(
         again.as_service_error().and_then(|e| e.meta().code()),
         Some("PipelineExecutionNotStoppableException")

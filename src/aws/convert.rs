@@ -581,8 +581,11 @@ mod tests {
 
     fn example() -> DesiredState {
         let text = include_str!("../../examples/orders-api.yaml");
-        let bp = manifest::parse_documents(text).remove(0).result.unwrap();
-        render::compile(&bp).unwrap()
+        let bp = manifest::parse_documents(text)
+            .remove(0)
+            .result
+            .expect("test input is valid");
+        render::compile(&bp).expect("test input is valid")
     }
 
     #[test]
@@ -592,7 +595,7 @@ mod tests {
             let (back, unmanaged) = pipeline_from_sdk(&sdk);
             assert!(unmanaged.is_empty(), "{unmanaged:?}");
             assert_eq!(back, desired.pipeline);
-            let tags = tags_to_pipeline_sdk(&desired.tags).unwrap();
+            let tags = tags_to_pipeline_sdk(&desired.tags).expect("test input is valid");
             assert_eq!(tags_from_pipeline_sdk(&tags), desired.tags);
         }
     }
@@ -600,14 +603,17 @@ mod tests {
     #[test]
     fn projects_round_trip_through_sdk_builders() {
         for project in example().projects {
-            let input = create_project_input(&project).unwrap().build().unwrap();
+            let input = create_project_input(&project)
+                .expect("test input is valid")
+                .build()
+                .expect("test input is valid");
             let observed = cb::types::Project::builder()
-                .name(input.name().unwrap())
-                .description(input.description().unwrap())
+                .name(input.name().expect("test input is valid"))
+                .description(input.description().expect("test input is valid"))
                 .set_source(input.source().cloned())
                 .set_artifacts(input.artifacts().cloned())
                 .set_environment(input.environment().cloned())
-                .service_role(input.service_role().unwrap())
+                .service_role(input.service_role().expect("test input is valid"))
                 .set_timeout_in_minutes(input.timeout_in_minutes())
                 .set_tags(Some(input.tags().to_vec()))
                 .build();
@@ -618,7 +624,7 @@ mod tests {
     #[test]
     fn aws_defaults_normalize_away() {
         let desired = &example().pipelines[0].pipeline;
-        let mut sdk = pipeline_to_sdk(desired).unwrap();
+        let mut sdk = pipeline_to_sdk(desired).expect("test input is valid");
         sdk.version = Some(3);
         for stage in &mut sdk.stages {
             for action in &mut stage.actions {
@@ -636,7 +642,7 @@ mod tests {
     #[test]
     fn unmanaged_fields_are_reported() {
         let desired = &example().pipelines[0].pipeline;
-        let mut sdk = pipeline_to_sdk(desired).unwrap();
+        let mut sdk = pipeline_to_sdk(desired).expect("test input is valid");
         sdk.stages[1].actions[0].role_arn = Some("arn:aws:iam::1:role/x".into());
         let (_, unmanaged) = pipeline_from_sdk(&sdk);
         assert_eq!(unmanaged, vec!["stages[1].actions[0].roleArn".to_string()]);

@@ -539,7 +539,10 @@ mod tests {
     use cp::operation::get_pipeline::GetPipelineError;
 
     fn response(status: u16) -> HttpResponse {
-        HttpResponse::new(status.try_into().unwrap(), SdkBody::empty())
+        HttpResponse::new(
+            status.try_into().expect("test input is valid"),
+            SdkBody::empty(),
+        )
     }
 
     fn service(code: &str, message: &str, status: u16) -> SdkError<GetPipelineError, HttpResponse> {

@@ -224,8 +224,8 @@ mod tests {
         let bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
             .remove(0)
             .result
-            .unwrap();
-        render::compile(&bp).unwrap()
+            .expect("present in the fixture");
+        render::compile(&bp).expect("present in the fixture")
     }
 
     const OWNER: Owner<'static> = Owner {
@@ -302,7 +302,7 @@ mod tests {
         observed
             .pipelines
             .get_mut(name)
-            .unwrap()
+            .expect("present in the fixture")
             .declaration
             .stages
             .pop();
@@ -313,7 +313,11 @@ mod tests {
         );
 
         let mut observed = in_sync(&state);
-        observed.pipelines.get_mut(name).unwrap().unmanaged = vec!["stages[1].blockers".into()];
+        observed
+            .pipelines
+            .get_mut(name)
+            .expect("present in the fixture")
+            .unmanaged = vec!["stages[1].blockers".into()];
         assert_eq!(plan(&state, &observed, &OWNER).update_pipelines.len(), 1);
     }
 
@@ -322,8 +326,11 @@ mod tests {
         let state = desired();
         let mut observed = in_sync(&state);
         let name = state.projects[2].name.clone();
-        observed.projects.get_mut(&name).unwrap().unmanaged =
-            vec!["environment.environmentVariables".into()];
+        observed
+            .projects
+            .get_mut(&name)
+            .expect("present in the fixture")
+            .unmanaged = vec!["environment.environmentVariables".into()];
         let p = plan(&state, &observed, &OWNER);
         assert_eq!(p.update_projects, vec![state.projects[2].clone()]);
     }
@@ -354,7 +361,7 @@ mod tests {
                 value: "x".into(),
             },
         ];
-        let change = tag_change("p", "arn", &desired, &seen).unwrap();
+        let change = tag_change("p", "arn", &desired, &seen).expect("present in the fixture");
         assert_eq!(change.set, desired);
         assert_eq!(change.remove, vec!["c".to_string()]);
         assert_eq!(tag_change("p", "arn", &desired, &desired), None);
@@ -366,7 +373,10 @@ mod tests {
         let mut observed = in_sync(&state);
         let name = state.pipelines[1].pipeline.name.clone();
         let other = render::owner_tags("team-payments", "orders-api");
-        let seen = observed.pipelines.get_mut(&name).unwrap();
+        let seen = observed
+            .pipelines
+            .get_mut(&name)
+            .expect("present in the fixture");
         seen.tags = other
             .into_iter()
             .map(|(key, value)| Tag { key, value })
@@ -393,7 +403,7 @@ mod tests {
         observed
             .projects
             .get_mut(&name)
-            .unwrap()
+            .expect("present in the fixture")
             .project
             .tags
             .clear();

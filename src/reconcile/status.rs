@@ -140,8 +140,11 @@ mod tests {
             Some(1),
             "t2",
         );
-        assert_eq!(s.condition("Ready").unwrap().status, "True");
-        let synced = s.condition("Synced").unwrap();
+        assert_eq!(
+            s.condition("Ready").expect("present in the fixture").status,
+            "True"
+        );
+        let synced = s.condition("Synced").expect("present in the fixture");
         assert_eq!(
             (synced.status.as_str(), synced.reason.as_str()),
             ("False", "AWSError")
@@ -149,6 +152,12 @@ mod tests {
 
         let mut fresh = BranchPipelineStatus::default();
         set_retrying(&mut fresh, "x", Some(1), "t");
-        assert_eq!(fresh.condition("Ready").unwrap().reason, "Progressing");
+        assert_eq!(
+            fresh
+                .condition("Ready")
+                .expect("present in the fixture")
+                .reason,
+            "Progressing"
+        );
     }
 }

@@ -94,7 +94,7 @@ mod tests {
             "v1.0".to_string(),
         ];
         assert_eq!(to_java_regex(&p), r"^(?:release/[^/]*|hotfix/.*|v1\.0)$");
-        let re = regex::Regex::new(&to_java_regex(&p)).unwrap();
+        let re = regex::Regex::new(&to_java_regex(&p)).expect("test input is valid");
         assert!(re.is_match("release/2"));
         assert!(!re.is_match("release/2/x"));
         assert!(re.is_match("hotfix/a/b"));
