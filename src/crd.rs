@@ -64,3 +64,46 @@ fn strip_null_from_enums(value: &mut Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every property below `path` lacking a description, so `kubectl explain` says something
+    /// for each field.
+    fn undocumented(schema: &Value, path: &str, out: &mut Vec<String>) {
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, property) in properties {
+            let here = format!("{path}.{name}");
+            if property.get("description").is_none() {
+                out.push(here.clone());
+            }
+            undocumented(property, &here, out);
+            if let Some(items) = property.get("items") {
+                undocumented(items, &format!("{here}[]"), out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_spec_and_status_field_is_documented() {
+        let crd = serde_json::to_value(BranchPipeline::crd()).expect("CRD serializes");
+        let schema = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties")
+            .expect("a schema");
+        let mut missing = Vec::new();
+        for root in ["spec", "status"] {
+            let s = schema.get(root).expect("spec and status");
+            if s.get("description").is_none() {
+                missing.push(root.to_string());
+            }
+            undocumented(s, root, &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:?}"
+        );
+    }
+}

@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use branchpipeline::api::DeletionPolicy;
-use branchpipeline::aws::metered::Metered;
 use branchpipeline::aws::sdk::SdkAws;
 use branchpipeline::controller::{self, Config, Context};
 use branchpipeline::leader::{self, LeaderConfig};
@@ -135,7 +134,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let aws = Arc::new(Metered::new(SdkAws::from_env().await, metrics.clone()));
+    let aws = Arc::new(SdkAws::from_env(metrics.clone()).await);
     let config = Config {
         resync_interval: args.resync_interval,
         deletion_policy: args.deletion_policy.map(|p| match p {

@@ -47,16 +47,7 @@ pub fn pipeline_name(namespace: &str, name: &str, group: Option<&str>) -> String
 /// the hash of the unsanitized name keeps `a.b` and `a-b` apart.
 pub fn project_name(pipeline: &str, suffix: &str) -> String {
     let full = format!("{pipeline}-{suffix}");
-    let sanitized: String = full
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let sanitized = project_safe(&full);
     if sanitized == full {
         fit(&full, PROJECT_NAME_MAX)
     } else {

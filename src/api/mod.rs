@@ -6,7 +6,7 @@ mod status;
 pub use spec::*;
 pub use status::*;
 
-/// Annotations and labels the controller reads or writes.
+/// Annotations the controller reads.
 pub mod annotations {
     /// Every annotation the controller reads starts with this.
     pub const PREFIX: &str = "branchpipeline.dev/";

@@ -51,6 +51,7 @@ pub const MAX_TIMEOUT_MINUTES: u32 = 2160;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BranchPipelineSpec {
+    /// The repository every pipeline builds from, through a CodeConnections connection.
     pub source: SourceSpec,
     /// IAM role CodePipeline assumes (CreatePipeline `roleArn`).
     #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
@@ -65,6 +66,8 @@ pub struct BranchPipelineSpec {
     #[serde(default = "default_buildspec_dir")]
     #[schemars(length(min = 1, max = 200))]
     pub buildspec_dir: String,
+    /// How executions of one pipeline share it: QUEUED (one at a time, in order; the
+    /// default), SUPERSEDED (a newer run overtakes one waiting at a stage) or PARALLEL.
     #[serde(default)]
     pub execution_mode: ExecutionMode,
     /// Roll an environment stage back to the last successful execution when it fails.
@@ -124,9 +127,11 @@ fn default_branch() -> String {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatternFilter {
+    /// Glob patterns to include (`*`, `**`, `?`); at most 8.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8), inner(length(min = 1, max = 255)))]
     pub includes: Vec<String>,
+    /// Glob patterns to exclude; excludes win over includes. At most 8.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8), inner(length(min = 1, max = 255)))]
     pub excludes: Vec<String>,
@@ -163,6 +168,7 @@ pub enum DeletionPolicy {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildDefaults {
+    /// CodeBuild image every stage uses unless it sets its own.
     #[serde(default = "default_image")]
     #[schemars(length(min = 1, max = 255))]
     pub image: String,
@@ -170,8 +176,10 @@ pub struct BuildDefaults {
     pub compute_type: ComputeType,
     #[serde(default)]
     pub environment_type: EnvironmentType,
+    /// Run builds in privileged mode (Docker-in-Docker).
     #[serde(default)]
     pub privileged: bool,
+    /// Build timeout in minutes, 5-2160 (CodeBuild limits).
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 5, max = 2160))]
     pub timeout_minutes: u32,
@@ -299,6 +307,8 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 93))]
     pub promote_from: Option<String>,
+    /// `automatic`: a push to one of the branches deploys here. `manual`: only a
+    /// release asked for by hand does.
     #[serde(default)]
     pub trigger: Trigger,
     /// A manual approval gates the deploy.
@@ -334,11 +344,14 @@ pub struct ApprovalSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineVariableSpec {
+    /// Variable name; pipelines and runs refer to it as `#{variables.<name>}`.
     #[schemars(regex(pattern = VARIABLE_NAME_PATTERN))]
     pub name: String,
+    /// Value used when a run does not set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1000))]
     pub default_value: Option<String>,
+    /// Shown in the CodePipeline console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 200))]
     pub description: Option<String>,

@@ -25,7 +25,6 @@ pub struct ObservedProject {
     pub project: Project,
     /// Settings someone added that the controller's UpdateProject removes (drift).
     pub unmanaged: Vec<String>,
-    pub arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

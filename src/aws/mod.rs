@@ -4,7 +4,7 @@
 pub mod api;
 pub mod convert;
 pub mod error;
-pub mod metered;
+pub mod metering;
 pub mod sdk;
 
 pub use api::*;

@@ -4,6 +4,7 @@
 //! configuration contents), and every failure becomes a classified [`AwsError`].
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_codebuild as cb;
@@ -18,6 +19,8 @@ use tracing::debug;
 use super::api::{AwsApi, ObservedPipeline, ObservedProject, PipelineSummary, StartRun};
 use super::convert;
 use super::error::{AwsError, Retry, classify};
+use super::metering::MeterRequests;
+use crate::metrics::Metrics;
 use crate::render::model::{PipelineDeclaration, Project, Tag};
 
 /// BatchGetProjects accepts at most 100 names per call (CodeBuild API Reference).
@@ -43,21 +46,26 @@ impl SdkAws {
         }
     }
 
+    /// Like [`SdkAws::new`], counting every request the SDK sends in `metrics`.
+    pub fn metered(config: &aws_config::SdkConfig, metrics: Arc<Metrics>) -> Self {
+        let meter = MeterRequests::new(metrics);
+        let codepipeline = cp::config::Builder::from(config)
+            .interceptor(meter.clone())
+            .build();
+        let codebuild = cb::config::Builder::from(config).interceptor(meter).build();
+        Self {
+            codepipeline: cp::Client::from_conf(codepipeline),
+            codebuild: cb::Client::from_conf(codebuild),
+        }
+    }
+
     /// The standard AWS configuration chain: environment (including `AWS_ENDPOINT_URL`),
     /// shared config and credentials files, SSO, web identity, container and instance metadata.
-    pub async fn from_env() -> Self {
+    pub async fn from_env(metrics: Arc<Metrics>) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        Self::new(&config)
-    }
-
-    pub fn codepipeline(&self) -> &cp::Client {
-        &self.codepipeline
-    }
-
-    pub fn codebuild(&self) -> &cb::Client {
-        &self.codebuild
+        Self::metered(&config, metrics)
     }
 
     fn region(&self) -> Option<&str> {
@@ -323,7 +331,6 @@ impl AwsApi for SdkAws {
             observed.extend(out.projects().iter().map(|p| ObservedProject {
                 project: convert::project_from_sdk(p),
                 unmanaged: convert::project_unmanaged(p),
-                arn: p.arn.clone().unwrap_or_default(),
             }));
         }
         Ok(observed)

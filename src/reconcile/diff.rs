@@ -259,7 +259,6 @@ mod tests {
                 ObservedProject {
                     project: p.clone(),
                     unmanaged: vec![],
-                    arn: format!("arn:aws:codebuild:::project/{}", p.name),
                 },
             );
         }
