@@ -4,6 +4,8 @@
 pub mod api;
 pub mod convert;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod metering;
 pub mod sdk;
 

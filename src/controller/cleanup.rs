@@ -8,6 +8,7 @@ use tracing::info;
 
 use super::{Context, effects, now};
 use crate::api::*;
+use crate::aws::AwsApi;
 use crate::reconcile::apply;
 use crate::reconcile::diff::Plan;
 use crate::reconcile::error::Error;
@@ -34,14 +35,14 @@ pub(super) async fn cleanup(
             outcome::cleaned_up(&facts, &[])
         }
         CleanupPlan::Blocked(problem) => outcome::deletion_waits_for_annotation(&facts, &problem),
-        CleanupPlan::Delete => delete_owned(bp, ctx, &facts).await,
+        CleanupPlan::Delete => delete_owned(bp, ctx.aws.as_ref(), &facts).await,
     };
     effects::carry_out(ctx, api, bp, outcome).await
 }
 
 /// Observe everything tagged as this resource's, then delete it: pipelines before the projects
 /// they run.
-async fn delete_owned(bp: &BranchPipeline, ctx: &Context, facts: &Facts<'_>) -> Outcome {
+async fn delete_owned(bp: &BranchPipeline, aws: &dyn AwsApi, facts: &Facts<'_>) -> Outcome {
     let hints = Owned {
         pipelines: facts
             .previous
@@ -52,7 +53,7 @@ async fn delete_owned(bp: &BranchPipeline, ctx: &Context, facts: &Facts<'_>) -> 
         projects: facts.previous.projects.clone(),
     };
     let owned = match observe::discover_owned(
-        ctx.aws.as_ref(),
+        aws,
         &bp.namespace().unwrap_or_default(),
         &bp.name_any(),
         &Default::default(),
@@ -69,7 +70,7 @@ async fn delete_owned(bp: &BranchPipeline, ctx: &Context, facts: &Facts<'_>) -> 
         ..Plan::default()
     };
     let mut done = Vec::new();
-    if let Err(e) = apply::apply(ctx.aws.as_ref(), &plan, &mut done).await {
+    if let Err(e) = apply::apply(aws, &plan, &mut done).await {
         return outcome::deletion_failed(facts, e, &done);
     }
     info!(
@@ -78,4 +79,99 @@ async fn delete_owned(bp: &BranchPipeline, ctx: &Context, facts: &Facts<'_>) -> 
         "cleaned up"
     );
     outcome::cleaned_up(facts, &done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::aws::Retry;
+    use crate::aws::fake::FakeAws;
+    use crate::reconcile::outcome::{Managed, Next};
+    use crate::reconcile::policy::{Defaults, settings};
+    use crate::{manifest, render};
+
+    async fn seeded() -> (FakeAws, BranchPipeline, BranchPipelineStatus) {
+        let bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
+            .remove(0)
+            .result
+            .expect("the example parses");
+        let aws = FakeAws::default();
+        let desired = render::compile(&bp).expect("renders");
+        let mut status = BranchPipelineStatus::default();
+        for p in &desired.projects {
+            aws.create_project(p).await.expect("fake create");
+            status.projects.push(p.name.clone());
+        }
+        for p in &desired.pipelines {
+            aws.create_pipeline(&p.pipeline, &p.tags)
+                .await
+                .expect("fake create");
+        }
+        (aws, bp, status)
+    }
+
+    async fn cleanup_once(
+        aws: &FakeAws,
+        bp: &BranchPipeline,
+        previous: &BranchPipelineStatus,
+    ) -> Outcome {
+        let s = settings(
+            bp,
+            Defaults {
+                resync_interval: Duration::from_secs(600),
+                deletion_policy: None,
+            },
+        );
+        let facts = Facts {
+            generation: Some(1),
+            previous,
+            settings: &s,
+            now: "t",
+        };
+        delete_owned(bp, aws, &facts).await
+    }
+
+    #[tokio::test]
+    async fn deletes_pipelines_then_projects() {
+        let (aws, bp, status) = seeded().await;
+        let out = cleanup_once(&aws, &bp, &status).await;
+        assert_eq!(out.managed, Managed::Gone);
+        assert!(aws.pipeline_names().is_empty() && aws.project_names().is_empty());
+        let deletes: Vec<&str> = aws
+            .calls()
+            .iter()
+            .map(|(op, _)| *op)
+            .filter(|op| op.starts_with("Delete"))
+            .collect();
+        assert_eq!(deletes[..2], ["DeletePipeline", "DeletePipeline"]);
+    }
+
+    #[tokio::test]
+    async fn a_denied_delete_keeps_the_projects_and_says_why() {
+        let (aws, bp, status) = seeded().await;
+        aws.fail(
+            "DeletePipeline",
+            Some(2),
+            "AccessDeniedException",
+            Retry::Terminal,
+        );
+        let out = cleanup_once(&aws, &bp, &status).await;
+        assert_eq!(aws.pipeline_names().len(), 1);
+        assert_eq!(
+            aws.project_names().len(),
+            8,
+            "projects outlive the pipeline that runs them"
+        );
+        let reasons: Vec<&str> = out.events.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["Deleted", "DeletionBlocked"]);
+        assert!(matches!(&out.next, Next::Fail(e) if !e.is_retryable()));
+        assert_eq!(out.managed, Managed::Unchanged);
+
+        aws.clear_failures();
+        let done = cleanup_once(&aws, &bp, &out.status).await;
+        assert_eq!(done.managed, Managed::Gone);
+        assert!(aws.project_names().is_empty());
+    }
 }

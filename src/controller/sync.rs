@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::{Context, effects, now};
 use crate::api::*;
+use crate::aws::AwsApi;
 use crate::reconcile::apply;
 use crate::reconcile::diff::{self, Owner, Plan};
 use crate::reconcile::error::{Error, Step};
@@ -31,7 +32,7 @@ pub(super) async fn sync(
     };
     let outcome = match render::compile(bp) {
         Err(errors) => outcome::invalid_spec(&facts, &errors),
-        Ok(desired) => sync_aws(bp, ctx, &facts, &desired).await,
+        Ok(desired) => sync_aws(bp, ctx.aws.as_ref(), &facts, &desired).await,
     };
     effects::carry_out(ctx, api, bp, outcome).await
 }
@@ -39,7 +40,7 @@ pub(super) async fn sync(
 /// Observe → plan → apply → decide, then the manual run the annotation asks for.
 async fn sync_aws(
     bp: &BranchPipeline,
-    ctx: &Context,
+    aws: &dyn AwsApi,
     facts: &Facts<'_>,
     desired: &DesiredState,
 ) -> Outcome {
@@ -54,11 +55,10 @@ async fn sync_aws(
             .collect(),
         projects: facts.previous.projects.clone(),
     };
-    let observed =
-        match observe::observe(ctx.aws.as_ref(), desired, &namespace, &name, &hints).await {
-            Ok(observed) => observed,
-            Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
-        };
+    let observed = match observe::observe(aws, desired, &namespace, &name, &hints).await {
+        Ok(observed) => observed,
+        Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
+    };
     let owner = Owner {
         namespace: &namespace,
         name: &name,
@@ -71,18 +71,18 @@ async fn sync_aws(
         "planned"
     );
     let mut done = Vec::new();
-    if let Err(e) = apply::apply(ctx.aws.as_ref(), &plan, &mut done).await {
+    if let Err(e) = apply::apply(aws, &plan, &mut done).await {
         return outcome::aws_failed(facts, Step::Apply, e, &done);
     }
     let mut synced = outcome::synced(facts, desired, &observed, &plan, &done);
-    manual_run(bp, ctx, facts, desired, &plan, &mut synced).await;
+    manual_run(bp, aws, facts, desired, &plan, &mut synced).await;
     synced
 }
 
 /// `branchpipeline.dev/run`: observe the annotation, decide, start at most once per value.
 async fn manual_run(
     bp: &BranchPipeline,
-    ctx: &Context,
+    aws: &dyn AwsApi,
     facts: &Facts<'_>,
     desired: &DesiredState,
     plan: &Plan,
@@ -99,7 +99,7 @@ async fn manual_run(
             let event = run::rejected(&mut out.status, value, reason, &message, generation, now);
             out.events.push(event);
         }
-        RunDecision::Start(start) => match ctx.aws.start_execution(&start).await {
+        RunDecision::Start(start) => match aws.start_execution(&start).await {
             Ok(execution) => {
                 info!(pipeline = %start.pipeline, execution = %execution, "manual run started");
                 let value = value.unwrap_or_default();
@@ -119,5 +119,173 @@ async fn manual_run(
                 out.events.splice(0..0, events);
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::aws::Retry;
+    use crate::aws::fake::FakeAws;
+    use crate::reconcile::outcome::Next;
+    use crate::reconcile::policy::{Defaults, Settings, settings};
+    use crate::{manifest, render};
+
+    fn example() -> BranchPipeline {
+        let mut bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
+            .remove(0)
+            .result
+            .expect("the example parses");
+        bp.metadata.generation = Some(1);
+        bp
+    }
+
+    fn settings_of(bp: &BranchPipeline) -> Settings {
+        settings(
+            bp,
+            Defaults {
+                resync_interval: Duration::from_secs(600),
+                deletion_policy: None,
+            },
+        )
+    }
+
+    /// One reconcile's AWS half against the fake, from `previous`.
+    async fn sync_once(
+        aws: &FakeAws,
+        bp: &BranchPipeline,
+        previous: &BranchPipelineStatus,
+    ) -> Outcome {
+        let s = settings_of(bp);
+        let facts = Facts {
+            generation: bp.metadata.generation,
+            previous,
+            settings: &s,
+            now: "t",
+        };
+        let desired = render::compile(bp).expect("renders");
+        sync_aws(bp, aws, &facts, &desired).await
+    }
+
+    fn reasons(out: &Outcome) -> Vec<&str> {
+        out.events.iter().map(|e| e.reason.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_fresh_resource_creates_everything_once() {
+        let aws = FakeAws::default();
+        let bp = example();
+        let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert!(matches!(out.next, Next::Requeue(_)));
+        assert_eq!(aws.count("CreateProject"), 8);
+        assert_eq!(aws.count("CreatePipeline"), 2);
+        assert_eq!(
+            reasons(&out).iter().filter(|r| **r == "Created").count(),
+            10
+        );
+        let again = sync_once(&aws, &bp, &out.status).await;
+        assert!(again.events.is_empty());
+        assert_eq!(
+            aws.count("CreateProject"),
+            8,
+            "an in-sync resource writes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_on_exactly_the_third_create_resumes_without_duplicates() {
+        let aws = FakeAws::default();
+        aws.fail(
+            "CreateProject",
+            Some(3),
+            "ThrottlingException",
+            Retry::Retryable,
+        );
+        let bp = example();
+        let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert_eq!(reasons(&first), ["Created", "Created"]);
+        assert!(matches!(&first.next, Next::Fail(e) if e.is_retryable()));
+        let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
+        assert_eq!(synced.reason, "AWSError");
+        assert!(
+            synced
+                .message
+                .contains("CreateProject team-orders-orders-api-build"),
+            "{}",
+            synced.message
+        );
+
+        let second = sync_once(&aws, &bp, &first.status).await;
+        assert!(matches!(second.next, Next::Requeue(_)));
+        assert_eq!(aws.project_names().len(), 8);
+        assert_eq!(
+            aws.count("CreateProject"),
+            9,
+            "8 projects, one of them tried twice"
+        );
+        assert_eq!(aws.count("CreatePipeline"), 2);
+    }
+
+    #[tokio::test]
+    async fn tampering_is_repaired_and_reported_as_drift() {
+        let aws = FakeAws::default();
+        let bp = example();
+        let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        aws.tamper_pipeline("team-orders-orders-api", |p| {
+            p.declaration.execution_mode = "PARALLEL".into();
+        });
+        let second = sync_once(&aws, &bp, &first.status).await;
+        assert_eq!(reasons(&second), ["DriftRepaired"]);
+        assert_eq!(second.drift_repairs, 1);
+        assert_eq!(aws.count("UpdatePipeline"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_terminal_failure_stops_before_the_pipelines() {
+        let aws = FakeAws::default();
+        aws.fail(
+            "CreateProject",
+            None,
+            "AccessDeniedException",
+            Retry::Terminal,
+        );
+        let bp = example();
+        let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert_eq!(aws.count("CreatePipeline"), 0);
+        assert_eq!(reasons(&out), ["AWSTerminalError"]);
+        assert!(matches!(&out.next, Next::Fail(e) if !e.is_retryable()));
+    }
+
+    #[tokio::test]
+    async fn a_slow_aws_delays_but_does_not_change_the_outcome() {
+        let aws = FakeAws::default();
+        aws.delay("GetPipeline", Duration::from_millis(20));
+        let bp = example();
+        let started = std::time::Instant::now();
+        let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "two GetPipeline calls"
+        );
+        assert!(matches!(out.next, Next::Requeue(_)));
+    }
+
+    #[tokio::test]
+    async fn the_run_annotation_starts_once_and_records_it() {
+        let aws = FakeAws::default();
+        let mut bp = example();
+        bp.metadata.uid = Some("uid-1".into());
+        bp.metadata.annotations = Some([(annotations::RUN.to_string(), "main".to_string())].into());
+        let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert!(reasons(&first).contains(&"RunStarted"));
+        let again = sync_once(&aws, &bp, &first.status).await;
+        assert!(!reasons(&again).contains(&"RunStarted"));
+        assert_eq!(aws.executions().len(), 1);
+        assert_eq!(
+            aws.executions()[0].pipeline,
+            "team-orders-orders-api-production"
+        );
     }
 }
