@@ -28,8 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the CustomResourceDefinition YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (BranchPipeline, BranchPipelineRun) as YAML.
+    Crd {
+        /// Write each CRD to its file under crds/ and the chart's copy instead (run from the
+        /// repository root).
+        #[arg(long)]
+        write: bool,
+    },
     /// Render manifests into the CodePipeline and CodeBuild inputs they produce, as JSON.
     Render {
         /// Multi-document YAML file, or `-` for stdin.
@@ -86,10 +91,17 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", crd::crd_yaml());
+        Command::Crd { write: false } => {
+            print!("{}", crd::all_crds_yaml());
             ExitCode::SUCCESS
         }
+        Command::Crd { write: true } => match crd::write_files(std::path::Path::new(".")) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Render { file } => render_cmd(&file),
         Command::Run(args) => run_cmd(args),
     }

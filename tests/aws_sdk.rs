@@ -321,10 +321,15 @@ async fn start_execution_returns_an_id() {
         .source_action_name
         .clone();
 
+    let commit = "0123456789abcdef0123456789abcdef01234567";
     let run = StartRun {
         pipeline: desired.pipeline.name.clone(),
         source_action: source_action.clone(),
-        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        commit: Some(commit.into()),
+        variables: vec![
+            ("BPL_TARGET".into(), "qa".into()),
+            ("BPL_BRANCH".into(), "feature/login".into()),
+        ],
         client_request_token: unique_name("run"),
     };
     let id = f
@@ -333,6 +338,65 @@ async fn start_execution_returns_an_id() {
         .await
         .expect("StartPipelineExecution");
     assert!(!id.is_empty());
+
+    // GetPipelineExecution: the variables set, the others at their declared defaults, and the
+    // commit asked for.
+    let execution = f
+        .aws
+        .get_execution(&desired.pipeline.name, &id)
+        .await
+        .expect("GetPipelineExecution")
+        .expect("the execution exists");
+    assert_eq!(execution.id, id);
+    assert_eq!(execution.variables["BPL_TARGET"], "qa");
+    assert_eq!(execution.variables["BPL_BRANCH"], "feature/login");
+    assert_eq!(execution.variables["BPL_RUN"], "@push");
+    assert_eq!(execution.commit.as_deref(), Some(commit));
+    assert_eq!(execution.trigger.as_deref(), Some("StartPipelineExecution"));
+    // ListPipelineExecutions: newest first, with times.
+    let listed = f
+        .aws
+        .list_executions(&desired.pipeline.name, None, 10)
+        .await
+        .expect("ListPipelineExecutions");
+    assert_eq!(listed[0].id, id);
+    assert!(listed[0].start_time.is_some());
+    // GetPipelineState: every declared stage, in order.
+    let states = f
+        .aws
+        .pipeline_state(&desired.pipeline.name)
+        .await
+        .expect("GetPipelineState");
+    let names: Vec<&str> = states.iter().map(|s| s.name.as_str()).collect();
+    let declared: Vec<&str> = desired
+        .pipeline
+        .stages
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, declared);
+    // ListActionExecutions: the source action reports the commit it built.
+    let actions = f
+        .aws
+        .action_executions(&desired.pipeline.name, &id)
+        .await
+        .expect("ListActionExecutions");
+    let source = actions
+        .iter()
+        .find(|a| a.stage == "Source")
+        .expect("the source action ran");
+    assert_eq!(source.output_variables["CommitId"], commit);
+    // An unknown execution is None, not an error.
+    assert_eq!(
+        f.aws
+            .get_execution(
+                &desired.pipeline.name,
+                "00000000-0000-0000-0000-000000000000"
+            )
+            .await
+            .expect("GetPipelineExecution"),
+        None
+    );
 
     let without_commit = StartRun {
         commit: None,
@@ -490,6 +554,7 @@ async fn start_execution_overrides_the_source_commit() {
             pipeline: desired.pipeline.name.clone(),
             source_action: "Source".into(),
             commit: Some(commit.into()),
+            variables: Vec::new(),
             client_request_token: unique_name("run"),
         })
         .await

@@ -1,22 +1,23 @@
 //! The committed CRD is exactly what the Rust types generate.
 
-use branchpipeline::crd::{CRD_FILE, crd_yaml};
+use branchpipeline::crd::{all_crds_yaml, crd_files, crd_yaml};
 
 #[test]
-fn committed_crd_matches_generated() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CRD_FILE);
-    let committed = std::fs::read_to_string(&path).expect("CRD file exists");
-    pretty_assertions::assert_eq!(
-        committed,
-        crd_yaml(),
-        "{CRD_FILE} is stale: run `cargo run -- crd > {CRD_FILE}`"
-    );
+fn committed_crds_match_generated() {
+    for (file, generated) in crd_files() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let committed = std::fs::read_to_string(&path).expect("CRD file exists");
+        pretty_assertions::assert_eq!(
+            committed,
+            generated,
+            "{file} is stale: run `cargo run -- crd --write`"
+        );
+    }
 }
 
 #[test]
 fn generated_crd_has_no_null_enum_values() {
     // API servers up to 1.20 reject the CRD whole when an enum lists null.
-    let value: serde_yaml::Value = serde_yaml::from_str(&crd_yaml()).unwrap();
     fn walk(v: &serde_yaml::Value) {
         if let Some(map) = v.as_mapping() {
             if let Some(values) = map.get("enum").and_then(|e| e.as_sequence()) {
@@ -30,13 +31,16 @@ fn generated_crd_has_no_null_enum_values() {
             items.iter().for_each(walk);
         }
     }
-    walk(&value);
+    for (_, yaml) in crd_files() {
+        let value: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        walk(&value);
+    }
 }
 
 #[test]
 fn generated_crd_has_no_empty_string_defaults() {
     // kube-apiserver 1.20 turns `default: ""` into null and rejects the CRD.
-    let yaml = crd_yaml();
+    let yaml = all_crds_yaml();
     assert!(
         !yaml.contains("default: ''") && !yaml.contains("default: \"\""),
         "{yaml}"
@@ -70,5 +74,33 @@ fn crd_names_and_subresources() {
             .as_array()
             .unwrap()
             .contains(&"BUILD_GENERAL1_SMALL".into())
+    );
+}
+
+#[test]
+fn run_crd_names_columns_and_immutability() {
+    let (_, yaml) = &crd_files()[1];
+    let crd: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(
+        crd["metadata"]["name"],
+        "branchpipelineruns.branchpipeline.dev"
+    );
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "bplrun");
+    let version = &crd["spec"]["versions"][0];
+    assert!(version["subresources"]["status"].is_object());
+    let columns: Vec<_> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["BranchPipeline", "Environment", "Branch", "Phase", "Age"]
+    );
+    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(
+        spec["x-kubernetes-validations"][0]["rule"],
+        "self == oldSelf"
     );
 }

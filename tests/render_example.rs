@@ -151,43 +151,72 @@ fn source_stage_and_stage_layout() {
     }
 }
 
+/// Every deploy stage is entered only by the executions meant for it (see the routing table in
+/// the README): pushes of its branches, or a BranchPipelineRun for it.
 #[test]
-fn stage_conditions_guard_environments_by_branch() {
+fn stage_conditions_route_pushes_and_runs() {
     let state = rendered();
-    let main = &state.pipelines[0].pipeline;
-    let rule = |stage: &str| {
-        let s = main.stages.iter().find(|s| s.name == stage).unwrap();
-        let c = &s.before_entry.as_ref().expect("condition").conditions[0];
-        assert_eq!(c.result, "SKIP");
-        let r = &c.rules[0];
-        assert_eq!(r.rule_type_id.provider, "VariableCheck");
-        assert_eq!(r.configuration["Variable"], "#{SourceVariables.BranchName}");
-        (
-            r.configuration["Operator"].clone(),
-            r.configuration["Value"].clone(),
-        )
-    };
-    assert_eq!(rule("deploy-dev"), ("EQ".into(), "develop".into()));
-    assert_eq!(
-        rule("deploy-qa"),
-        ("MATCHES".into(), "^(?:feature/[^/]*)$".into())
-    );
-    assert_eq!(
-        rule("deploy-stage"),
-        ("MATCHES".into(), "^(?:release/[^/]*)$".into())
-    );
-    // perf is promoted from stage, so it runs for stage's branches.
-    assert_eq!(rule("deploy-perf"), rule("deploy-stage"));
-    // prod takes every branch that can start its pipeline: no condition.
-    assert!(
-        state.pipelines[1]
+    let rules = |pipeline: usize, stage: &str| -> Vec<(String, String, String)> {
+        let s = state.pipelines[pipeline]
             .pipeline
             .stages
-            .last()
-            .unwrap()
-            .before_entry
-            .is_none()
+            .iter()
+            .find(|s| s.name == stage)
+            .expect("stage");
+        let c = &s.before_entry.as_ref().expect("condition").conditions[0];
+        assert_eq!(c.result, "SKIP");
+        c.rules
+            .iter()
+            .map(|r| {
+                assert_eq!(r.rule_type_id.provider, "VariableCheck");
+                (
+                    r.configuration["Variable"].clone(),
+                    r.configuration["Operator"].clone(),
+                    r.configuration["Value"].clone(),
+                )
+            })
+            .collect()
+    };
+    let rule = |v: &str, op: &str, value: &str| (v.to_string(), op.to_string(), value.to_string());
+    let target = "#{variables.BPL_TARGET}";
+    let branch = "#{SourceVariables.BranchName}";
+    assert_eq!(
+        rules(0, "deploy-dev"),
+        [
+            rule(target, "MATCHES", "^(?:@push|dev)$"),
+            rule(branch, "EQ", "develop")
+        ]
     );
+    // qa is manual: only a run for qa enters it, whatever the branch resolves to.
+    assert_eq!(rules(0, "deploy-qa"), [rule(target, "EQ", "qa")]);
+    assert_eq!(
+        rules(0, "deploy-stage"),
+        [
+            rule(target, "MATCHES", "^(?:@push|stage)$"),
+            rule(branch, "MATCHES", "^(?:release/[^/]*)$")
+        ]
+    );
+    // perf is promoted from stage, so it runs exactly when stage does.
+    assert_eq!(rules(0, "deploy-perf"), rules(0, "deploy-stage"));
+    // prod takes every branch a push can start its pipeline with: no branch rule.
+    assert_eq!(
+        rules(1, "deploy-prod"),
+        [rule(target, "MATCHES", "^(?:@push|prod)$")]
+    );
+    for p in &state.pipelines {
+        let names: Vec<&str> = p
+            .pipeline
+            .variables
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(names[..3], ["BPL_TARGET", "BPL_BRANCH", "BPL_RUN"]);
+        assert!(
+            p.pipeline.variables[..3]
+                .iter()
+                .all(|v| v.default_value.as_deref() == Some("@push"))
+        );
+    }
 }
 
 #[test]
@@ -337,9 +366,10 @@ fn file_path_filters_variables_and_rollback_render_into_v2_fields() {
         (paths.includes.as_slice(), paths.excludes.as_slice()),
         (&["src/**".to_string()][..], &["docs/**".to_string()][..])
     );
-    assert_eq!(main.variables.len(), 1);
-    assert_eq!(main.variables[0].name, "RELEASE_NOTE");
-    assert_eq!(main.variables[0].default_value.as_deref(), Some("none"));
+    // The three run variables come first, then the spec's own.
+    assert_eq!(main.variables.len(), 4);
+    assert_eq!(main.variables[3].name, "RELEASE_NOTE");
+    assert_eq!(main.variables[3].default_value.as_deref(), Some("none"));
     for stage in &main.stages {
         let rolls_back = stage.on_failure.as_ref().map(|f| f.result.as_str()) == Some("ROLLBACK");
         assert_eq!(

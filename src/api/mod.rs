@@ -1,8 +1,10 @@
 //! The `branchpipeline.dev/v1alpha1` API.
 
+mod run;
 mod spec;
 mod status;
 
+pub use run::*;
 pub use spec::*;
 pub use status::*;
 
@@ -16,8 +18,9 @@ pub mod annotations {
     pub const DELETION_POLICY: &str = "branchpipeline.dev/deletion-policy";
     /// A duration such as `5m` overriding the controller's `--resync-interval`.
     pub const RESYNC_INTERVAL: &str = "branchpipeline.dev/resync-interval";
-    /// `<branch>[@<commit>]` starts the pipeline whose environments cover that branch.
-    pub const RUN: &str = "branchpipeline.dev/run";
+    /// Removed: started a pipeline. A BranchPipelineRun replaces it; the controller reports
+    /// the annotation as invalid so nobody waits for a run it will never start.
+    pub const RUN_REMOVED: &str = "branchpipeline.dev/run";
 }
 
 pub const FINALIZER: &str = "branchpipeline.dev/cleanup";

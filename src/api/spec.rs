@@ -85,9 +85,10 @@ pub struct BranchPipelineSpec {
     /// Environments, in promotion order. Grouped into pipelines by `pipeline`.
     #[schemars(length(min = 1, max = 40))]
     pub environments: Vec<EnvironmentSpec>,
-    /// Pipeline-level variables (CodePipeline V2), overridable per execution.
+    /// Pipeline-level variables (CodePipeline V2), overridable per execution. At most 47: a
+    /// pipeline takes 50 and the controller declares BPL_TARGET, BPL_BRANCH and BPL_RUN.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 47))]
     pub variables: Vec<PipelineVariableSpec>,
     /// Extra tags on every pipeline and project.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -35,9 +35,6 @@ pub struct BranchPipelineStatus {
     /// RFC 3339 time of the last successful sync with AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<String>,
-    /// The last `branchpipeline.dev/run` request handled, so the same value never starts twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_run: Option<LastRun>,
 }
 
 impl BranchPipelineStatus {
@@ -80,23 +77,4 @@ pub struct PipelineStatus {
     /// The environments it deploys, in order.
     #[serde(default)]
     pub environments: Vec<String>,
-}
-
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LastRun {
-    /// The annotation value handled, `<branch>[@<commit>]`.
-    pub value: String,
-    /// The pipeline started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipeline: Option<String>,
-    /// The CodePipeline execution started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution_id: Option<String>,
-    /// Why the run was not started, when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// RFC 3339 time the request was handled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
 }

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 
 use super::error::AwsError;
+use super::executions::{ActionRun, Execution, StageState};
 use crate::render::model::{PipelineDeclaration, Project, Tag};
 
 /// A pipeline as AWS holds it, normalized into the render model.
@@ -39,7 +40,10 @@ pub struct StartRun {
     /// Source action to override, with a `COMMIT_ID` revision.
     pub source_action: String,
     pub commit: Option<String>,
-    /// Idempotency token: the same token never starts a second execution.
+    /// Pipeline-level variables to set for this execution.
+    pub variables: Vec<(String, String)>,
+    /// Idempotency token: StartPipelineExecution's `clientRequestToken` is an idempotency
+    /// token in the service model, so the same token never starts a second execution.
     pub client_request_token: String,
 }
 
@@ -76,4 +80,26 @@ pub trait AwsApi: Send + Sync {
 
     /// StartPipelineExecution. Returns the execution id.
     async fn start_execution(&self, run: &StartRun) -> Result<String, AwsError>;
+    /// GetPipelineExecution; `Ok(None)` when the pipeline or execution does not exist.
+    async fn get_execution(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Option<Execution>, AwsError>;
+    /// ListActionExecutions filtered by one execution, all pages.
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Vec<ActionRun>, AwsError>;
+    /// ListPipelineExecutions, newest first: at most `limit`, stopping before `stop_at` (an
+    /// execution already seen), so a poll reads only what is new.
+    async fn list_executions(
+        &self,
+        pipeline: &str,
+        stop_at: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, AwsError>;
+    /// GetPipelineState: each stage's latest execution.
+    async fn pipeline_state(&self, pipeline: &str) -> Result<Vec<StageState>, AwsError>;
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::executions::{ActionRun, Execution, ExecutionStatus, StageState};
+
 use super::{
     AwsApi, AwsError, ObservedPipeline, ObservedProject, PipelineSummary, Retry, StartRun,
 };
@@ -27,6 +29,9 @@ struct State {
     failures: Vec<(&'static str, Option<usize>, AwsError)>,
     delays: BTreeMap<&'static str, Duration>,
     executions: Vec<StartRun>,
+    /// What the read calls report for an execution id, set by the test.
+    reports: BTreeMap<String, (Execution, Vec<ActionRun>)>,
+    stage_states: BTreeMap<String, Vec<StageState>>,
 }
 
 impl FakeAws {
@@ -81,6 +86,20 @@ impl FakeAws {
 
     pub fn executions(&self) -> Vec<StartRun> {
         self.lock().executions.clone()
+    }
+
+    /// What GetPipelineExecution and ListActionExecutions report for `execution.id`.
+    pub fn report(&self, execution: Execution, actions: Vec<ActionRun>) {
+        self.lock()
+            .reports
+            .insert(execution.id.clone(), (execution, actions));
+    }
+
+    /// What GetPipelineState reports for `pipeline`.
+    pub fn set_stage_states(&self, pipeline: &str, states: Vec<StageState>) {
+        self.lock()
+            .stage_states
+            .insert(pipeline.to_string(), states);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -268,5 +287,68 @@ impl AwsApi for FakeAws {
             }
         };
         Ok(format!("execution-{index}"))
+    }
+
+    async fn get_execution(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Option<Execution>, AwsError> {
+        self.call("GetPipelineExecution", pipeline).await?;
+        let state = self.lock();
+        if let Some((e, _)) = state.reports.get(execution) {
+            return Ok(Some(e.clone()));
+        }
+        let started = state
+            .executions
+            .iter()
+            .enumerate()
+            .any(|(i, _)| format!("execution-{i}") == execution);
+        Ok(started.then(|| Execution {
+            id: execution.to_string(),
+            status: ExecutionStatus::InProgress,
+            ..Execution::default()
+        }))
+    }
+
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Vec<ActionRun>, AwsError> {
+        self.call("ListActionExecutions", pipeline).await?;
+        Ok(self
+            .lock()
+            .reports
+            .get(execution)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default())
+    }
+
+    async fn list_executions(
+        &self,
+        pipeline: &str,
+        stop_at: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, AwsError> {
+        self.call("ListPipelineExecutions", pipeline).await?;
+        let state = self.lock();
+        let mut all: Vec<Execution> = state.reports.values().map(|(e, _)| e.clone()).collect();
+        all.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        Ok(all
+            .into_iter()
+            .take_while(|e| Some(e.id.as_str()) != stop_at)
+            .take(limit)
+            .collect())
+    }
+
+    async fn pipeline_state(&self, pipeline: &str) -> Result<Vec<StageState>, AwsError> {
+        self.call("GetPipelineState", pipeline).await?;
+        Ok(self
+            .lock()
+            .stage_states
+            .get(pipeline)
+            .cloned()
+            .unwrap_or_default())
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod convert;
 pub mod error;
+pub mod executions;
 #[cfg(test)]
 pub mod fake;
 pub mod metering;

@@ -19,6 +19,7 @@ use tracing::debug;
 use super::api::{AwsApi, ObservedPipeline, ObservedProject, PipelineSummary, StartRun};
 use super::convert;
 use super::error::{AwsError, Retry, classify};
+use super::executions::{self, ActionRun, Execution, StageState};
 use super::metering::MeterRequests;
 use crate::metrics::Metrics;
 use crate::render::model::{PipelineDeclaration, Project, Tag};
@@ -29,6 +30,7 @@ const BATCH_GET_PROJECTS_MAX: usize = 100;
 /// Error codes meaning "the resource does not exist".
 const PIPELINE_NOT_FOUND: &str = "PipelineNotFoundException";
 const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+const EXECUTION_NOT_FOUND: &str = "PipelineExecutionNotFoundException";
 
 /// [`AwsApi`] over the AWS SDK clients.
 #[derive(Debug, Clone)]
@@ -400,6 +402,14 @@ impl AwsApi for SdkAws {
             .start_pipeline_execution()
             .name(&run.pipeline)
             .client_request_token(&run.client_request_token);
+        for (name, value) in &run.variables {
+            let variable = cp::types::PipelineVariable::builder()
+                .name(name)
+                .value(value)
+                .build()
+                .map_err(|e| from_build_error(OP, e).on(&run.pipeline))?;
+            request = request.variables(variable);
+        }
         if let Some(commit) = &run.commit {
             let revision = cp::types::SourceRevisionOverride::builder()
                 .action_name(&run.source_action)
@@ -425,6 +435,103 @@ impl AwsApi for SdkAws {
         })?;
         debug!(operation = OP, pipeline = %run.pipeline, execution = %id, "execution started");
         Ok(id)
+    }
+
+    async fn get_execution(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Option<Execution>, AwsError> {
+        const OP: &str = "GetPipelineExecution";
+        debug!(operation = OP, pipeline, execution, "calling AWS");
+        let out = self
+            .codepipeline
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.pipeline_execution().map(executions::execution_from_sdk)),
+            Err(e) => {
+                let e = from_sdk_error(OP, e).on(pipeline);
+                if is_not_found(&e) || e.code == EXECUTION_NOT_FOUND {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn action_executions(
+        &self,
+        pipeline: &str,
+        execution: &str,
+    ) -> Result<Vec<ActionRun>, AwsError> {
+        const OP: &str = "ListActionExecutions";
+        debug!(operation = OP, pipeline, execution, "calling AWS");
+        let filter = cp::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(execution)
+            .build();
+        let details = self
+            .codepipeline
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(filter)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| from_sdk_error(OP, e).on(pipeline))?;
+        Ok(details.iter().map(executions::action_from_sdk).collect())
+    }
+
+    async fn list_executions(
+        &self,
+        pipeline: &str,
+        stop_at: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, AwsError> {
+        const OP: &str = "ListPipelineExecutions";
+        debug!(operation = OP, pipeline, stop_at, limit, "calling AWS");
+        let mut pages = self
+            .codepipeline
+            .list_pipeline_executions()
+            .pipeline_name(pipeline)
+            .max_results(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk_error(OP, e).on(pipeline))?;
+            for summary in page.pipeline_execution_summaries() {
+                let execution = executions::summary_from_sdk(summary);
+                if Some(execution.id.as_str()) == stop_at || found.len() >= limit {
+                    return Ok(found);
+                }
+                found.push(execution);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn pipeline_state(&self, pipeline: &str) -> Result<Vec<StageState>, AwsError> {
+        const OP: &str = "GetPipelineState";
+        debug!(operation = OP, pipeline, "calling AWS");
+        let out = self
+            .codepipeline
+            .get_pipeline_state()
+            .name(pipeline)
+            .send()
+            .await
+            .map_err(|e| from_sdk_error(OP, e).on(pipeline))?;
+        Ok(out
+            .stage_states()
+            .iter()
+            .map(executions::stage_from_sdk)
+            .collect())
     }
 }
 

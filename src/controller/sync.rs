@@ -9,11 +9,10 @@ use super::{Context, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
 use crate::reconcile::apply;
-use crate::reconcile::diff::{self, Owner, Plan};
+use crate::reconcile::diff::{self, Owner};
 use crate::reconcile::error::{Error, Step};
 use crate::reconcile::observe::{self, Owned};
 use crate::reconcile::outcome::{self, Facts, Outcome};
-use crate::reconcile::run::{self, RunDecision};
 use crate::render::{self, DesiredState};
 
 pub(super) async fn sync(
@@ -37,7 +36,7 @@ pub(super) async fn sync(
     effects::carry_out(ctx, api, bp, outcome).await
 }
 
-/// Observe → plan → apply → decide, then the manual run the annotation asks for.
+/// Observe → plan → apply → decide.
 async fn sync_aws(
     bp: &BranchPipeline,
     aws: &dyn AwsApi,
@@ -74,52 +73,7 @@ async fn sync_aws(
     if let Err(e) = apply::apply(aws, &plan, &mut done).await {
         return outcome::aws_failed(facts, Step::Apply, e, &done);
     }
-    let mut synced = outcome::synced(facts, desired, &observed, &plan, &done);
-    manual_run(bp, aws, facts, desired, &plan, &mut synced).await;
-    synced
-}
-
-/// `branchpipeline.dev/run`: observe the annotation, decide, start at most once per value.
-async fn manual_run(
-    bp: &BranchPipeline,
-    aws: &dyn AwsApi,
-    facts: &Facts<'_>,
-    desired: &DesiredState,
-    plan: &Plan,
-    out: &mut Outcome,
-) {
-    let value = bp.annotations().get(annotations::RUN).map(String::as_str);
-    let uid = bp.uid().unwrap_or_default();
-    let last = out.status.last_run.as_ref();
-    let (generation, now) = (facts.generation, facts.now);
-    match run::decide(value, last, &uid, desired, &plan.foreign) {
-        RunDecision::Nothing => {}
-        RunDecision::Reject { reason, message } => {
-            let value = value.unwrap_or_default();
-            let event = run::rejected(&mut out.status, value, reason, &message, generation, now);
-            out.events.push(event);
-        }
-        RunDecision::Start(start) => match aws.start_execution(&start).await {
-            Ok(execution) => {
-                info!(pipeline = %start.pipeline, execution = %execution, "manual run started");
-                let value = value.unwrap_or_default();
-                let event = run::started(
-                    &mut out.status,
-                    value,
-                    &start.pipeline,
-                    &execution,
-                    generation,
-                    now,
-                );
-                out.events.push(event);
-            }
-            Err(e) => {
-                let events = std::mem::take(&mut out.events);
-                *out = outcome::aws_failed(facts, Step::StartRun, e, &[]);
-                out.events.splice(0..0, events);
-            }
-        },
-    }
+    outcome::synced(facts, desired, &observed, &plan, &done)
 }
 
 #[cfg(test)]
@@ -270,22 +224,5 @@ mod tests {
             "two GetPipeline calls"
         );
         assert!(matches!(out.next, Next::Requeue(_)));
-    }
-
-    #[tokio::test]
-    async fn the_run_annotation_starts_once_and_records_it() {
-        let aws = FakeAws::default();
-        let mut bp = example();
-        bp.metadata.uid = Some("uid-1".into());
-        bp.metadata.annotations = Some([(annotations::RUN.to_string(), "main".to_string())].into());
-        let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
-        assert!(reasons(&first).contains(&"RunStarted"));
-        let again = sync_once(&aws, &bp, &first.status).await;
-        assert!(!reasons(&again).contains(&"RunStarted"));
-        assert_eq!(aws.executions().len(), 1);
-        assert_eq!(
-            aws.executions()[0].pipeline,
-            "team-orders-orders-api-production"
-        );
     }
 }

@@ -64,7 +64,6 @@ const KNOWN: &[&str] = &[
     annotations::ADOPT,
     annotations::DELETION_POLICY,
     annotations::RESYNC_INTERVAL,
-    annotations::RUN,
 ];
 
 pub fn settings(bp: &BranchPipeline, defaults: Defaults) -> Settings {
@@ -163,7 +162,13 @@ fn adopt(annotations: &BTreeMap<String, String>, problems: &mut Vec<AnnotationPr
 /// A misspelt annotation under our prefix would otherwise be ignored without a word.
 fn unknown(annotations: &BTreeMap<String, String>, problems: &mut Vec<AnnotationProblem>) {
     for (key, value) in annotations {
-        if key.starts_with(annotations::PREFIX) && !KNOWN.contains(&key.as_str()) {
+        if key == annotations::RUN_REMOVED {
+            problems.push(problem(
+                key,
+                value,
+                "is no longer supported and starts nothing; create a BranchPipelineRun (spec.branchPipeline, spec.environment, spec.branch, spec.commit) instead".to_string(),
+            ));
+        } else if key.starts_with(annotations::PREFIX) && !KNOWN.contains(&key.as_str()) {
             problems.push(problem(
                 key,
                 value,

@@ -3,18 +3,20 @@
 //!
 //! Environments are grouped by `environments[].pipeline`; each group becomes one CodePipeline V2
 //! pipeline that builds once (`spec.stages`) and then runs one `deploy-<env>` stage per
-//! environment. A stage whose environment does not take every branch that can start the pipeline
-//! is guarded by a `VariableCheck` entry condition, so one pipeline serves many branches.
+//! environment. Each environment stage has an entry condition (see [`routing`]) that lets in
+//! exactly the pushes and runs meant for it, so one pipeline serves many branches.
 
 pub mod branches;
 mod checks;
 pub mod model;
 mod projects;
+pub mod routing;
 mod stages;
 
 use std::collections::BTreeMap;
 
 pub use model::*;
+pub use stages::stage_name;
 
 use crate::api::{BranchPipeline, DEFAULT_GROUP};
 use crate::naming;
@@ -88,6 +90,18 @@ struct Branches {
     source: String,
 }
 
+impl Branches {
+    /// What a push or a console "Release change" can build: the trigger's patterns and the
+    /// source branch.
+    fn push_starting(&self) -> Vec<String> {
+        let mut out = self.automatic.clone();
+        if !branches::covers(&out, &self.source) {
+            out.push(self.source.clone());
+        }
+        out
+    }
+}
+
 fn group_branches(spec: &ValidatedSpec, group: &Group<'_>) -> Branches {
     let own = |env: &&&Environment| !matches!(env.feed, Feed::Promotion { .. });
     let all = unique(
@@ -135,12 +149,13 @@ fn pipeline(spec: &ValidatedSpec, group: &Group<'_>) -> (DesiredPipeline, Vec<Pr
             last,
         ));
     }
+    let push_starting = branches.push_starting();
     for env in &group.environments {
         stage_list.push(stages::environment(
             spec,
             env,
             &projects.deploy_for(env),
-            &branches.starting,
+            &push_starting,
         ));
     }
     let triggers = if branches.automatic.is_empty() {
@@ -176,14 +191,13 @@ fn declaration(
         version: None,
         execution_mode: spec.execution_mode.as_str().into(),
         pipeline_type: "V2".into(),
-        variables: spec
-            .variables
-            .iter()
-            .map(|v| PipelineVariable {
+        variables: routing::variables()
+            .into_iter()
+            .chain(spec.variables.iter().map(|v| PipelineVariable {
                 name: v.name.clone(),
                 default_value: v.default_value.clone(),
                 description: v.description.clone(),
-            })
+            }))
             .collect(),
         triggers,
     }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use super::model::*;
 use super::{
-    APPROVAL_ACTION, BRANCH_RULE, BRANCH_VARIABLE, BUILD_ARTIFACT, DEPLOY_ACTION,
-    DEPLOY_STAGE_PREFIX, SOURCE_ACTION, SOURCE_ARTIFACT, SOURCE_NAMESPACE, SOURCE_STAGE, branches,
+    APPROVAL_ACTION, BUILD_ARTIFACT, DEPLOY_ACTION, DEPLOY_STAGE_PREFIX, SOURCE_ACTION,
+    SOURCE_ARTIFACT, SOURCE_NAMESPACE, SOURCE_STAGE, routing,
 };
 use crate::api::ApprovalSpec;
 use crate::resolved::{Environment, ValidatedSpec};
@@ -76,33 +76,23 @@ pub(super) fn build(name: &str, project: &str, last: bool) -> Stage {
     }
 }
 
-/// `deploy-<env>`: an optional approval, then the deploy action, guarded by an entry condition
-/// when not every branch that starts the pipeline feeds this environment.
+/// `deploy-<env>`: an optional approval, then the deploy action, entered only by the executions
+/// [`routing::condition`] lets in.
 pub(super) fn environment(
     spec: &ValidatedSpec,
     env: &Environment,
     project: &str,
-    starting: &[String],
+    push_starting: &[String],
 ) -> Stage {
     let mut actions = Vec::new();
     if let Some(approval) = &env.approval {
         actions.push(approval_action(approval));
     }
     actions.push(deploy_action(env, project, actions.len() as i32 + 1));
-    let before_entry = if starting.iter().all(|p| branches::covers(&env.branches, p)) {
-        None
-    } else {
-        Some(BeforeEntryConditions {
-            conditions: vec![StageCondition {
-                result: "SKIP".into(),
-                rules: vec![branch_rule(&env.branches)],
-            }],
-        })
-    };
     Stage {
         name: stage_name(&env.name),
         actions,
-        before_entry,
+        before_entry: Some(routing::condition(spec, env, push_starting)),
         on_failure: spec.rollback_on_failure.then(|| FailureConditions {
             result: "ROLLBACK".into(),
         }),
@@ -148,34 +138,6 @@ fn deploy_action(env: &Environment, project: &str, run_order: i32) -> Action {
         output_artifacts: Vec::new(),
         input_artifacts: vec![artifact(SOURCE_ARTIFACT), artifact(BUILD_ARTIFACT)],
         namespace: None,
-    }
-}
-
-/// The entry rule that lets a `deploy-<env>` stage run only for the branches feeding it.
-///
-/// Follows the CodePipeline User Guide, "VariableCheck" rule reference: rule type
-/// `Rule/AWS/VariableCheck/1`, configuration keys `Variable`, `Value` and `Operator`, with
-/// operators `EQ`, `CONTAINS`, `MATCHES` (java.util.regex.Pattern syntax) and `NE`. The stage's
-/// `beforeEntry` condition applies its result (`SKIP`) when the rule does not pass (User Guide,
-/// "How do stage conditions work?").
-pub(super) fn branch_rule(patterns: &[String]) -> Rule {
-    let (operator, value) = match patterns {
-        [single] if branches::is_literal(single) => ("EQ", single.clone()),
-        _ => ("MATCHES", branches::to_java_regex(patterns)),
-    };
-    Rule {
-        name: BRANCH_RULE.into(),
-        rule_type_id: RuleTypeId {
-            category: "Rule".into(),
-            owner: "AWS".into(),
-            provider: "VariableCheck".into(),
-            version: "1".into(),
-        },
-        configuration: BTreeMap::from([
-            ("Operator".to_string(), operator.to_string()),
-            ("Value".to_string(), value),
-            ("Variable".to_string(), BRANCH_VARIABLE.to_string()),
-        ]),
     }
 }
 

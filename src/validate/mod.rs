@@ -592,9 +592,26 @@ fn group_sizes(spec: &BranchPipelineSpec, errs: &mut Errors) {
 }
 
 fn variables(vars: &[PipelineVariableSpec], errs: &mut Errors) {
+    let reserved = crate::render::routing::RESERVED_VARIABLES;
+    let room = MAX_PIPELINE_VARIABLES - reserved.len();
+    if vars.len() > room {
+        errs.push(
+            "spec.variables",
+            format!("has {} variables; a pipeline takes {MAX_PIPELINE_VARIABLES} and the controller declares {}, so keep at most {room}", vars.len(), reserved.len()),
+        );
+    }
     let mut seen = BTreeSet::new();
     for (i, var) in vars.iter().enumerate() {
         let path = format!("spec.variables[{i}].name");
+        if reserved.contains(&var.name.as_str()) {
+            errs.push(
+                &path,
+                format!(
+                    "{:?} is declared by the controller to route BranchPipelineRuns; choose another name",
+                    var.name
+                ),
+            );
+        }
         if !VARIABLE_NAME_RE.is_match(&var.name) {
             errs.push(
                 &path,

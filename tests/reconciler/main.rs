@@ -371,51 +371,6 @@ async fn invalid_spec_reports_and_calls_no_aws() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_annotation_starts_exactly_one_execution_across_restarts() -> Result<()> {
-    let mut h = Harness::new("run").await?;
-    let first = h.start_controller(&[])?;
-    h.apply(&h.example()).await?;
-    h.wait_ready(NAME).await?;
-    h.annotate(NAME, annotations::RUN, "main@4f2a9c1").await?;
-    let seen = h
-        .wait_for(NAME, "lastRun", |b| {
-            b.status
-                .as_ref()
-                .and_then(|s| s.last_run.as_ref())
-                .is_some()
-        })
-        .await?;
-    let last = seen.status.unwrap().last_run.unwrap();
-    assert_eq!(last.value, "main@4f2a9c1");
-    assert_eq!(
-        last.pipeline.as_deref(),
-        Some(format!("{}-orders-api-production", h.ns).as_str())
-    );
-    assert!(last.execution_id.is_some(), "{last:?}");
-    assert_eq!(h.count("StartPipelineExecution").await?, 1);
-
-    h.stop_controller(first);
-    h.start_controller(&["--resync-interval", "1s"])?;
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    assert_eq!(h.count("StartPipelineExecution").await?, 1, "{}", h.logs());
-
-    // A branch no environment takes is refused, with a condition and an event.
-    h.annotate(NAME, annotations::RUN, "experiments/x").await?;
-    h.wait_for(NAME, "BranchNotCovered", |b| {
-        condition(b, "Run") == Some(("False".into(), "BranchNotCovered".into()))
-    })
-    .await?;
-    assert!(
-        h.events()
-            .await?
-            .iter()
-            .any(|(r, _)| r == "BranchNotCovered")
-    );
-    assert_eq!(h.count("StartPipelineExecution").await?, 1);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_5xx_still_converge_without_duplicates() -> Result<()> {
     let mut h = Harness::new("throttle").await?;
     let proxy = fault_proxy::start(h.bed.moto_url(), 3, 12).await;
