@@ -78,7 +78,7 @@ fn crd_names_and_subresources() {
 }
 
 #[test]
-fn run_crd_names_columns_and_immutability() {
+fn run_crd_names_and_columns() {
     let (_, yaml) = &crd_files()[1];
     let crd: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
     assert_eq!(
@@ -98,9 +98,6 @@ fn run_crd_names_columns_and_immutability() {
         columns,
         ["BranchPipeline", "Environment", "Branch", "Phase", "Age"]
     );
-    let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert_eq!(
-        spec["x-kubernetes-validations"][0]["rule"],
-        "self == oldSelf"
-    );
+    // No CEL: kube-apiserver before 1.25 refuses the field under server-side apply.
+    assert!(!yaml.contains("x-kubernetes-validations"));
 }

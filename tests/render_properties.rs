@@ -182,6 +182,7 @@ fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
                         variables: vec![],
                         tags: Default::default(),
                         deletion_policy: None,
+                        run_history_limit: None,
                     },
                     status: None,
                 }

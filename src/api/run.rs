@@ -2,7 +2,7 @@
 //! Tekton PipelineRun is. It starts at most one CodePipeline execution and follows it to its end.
 
 use kube::CustomResource;
-use kube::KubeSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::status::Condition;
@@ -11,10 +11,13 @@ use super::status::Condition;
 pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
 
 /// Deploy one environment of a BranchPipeline from a branch (and commit). The spec is
-/// immutable: the API server refuses changes where it enforces CEL rules (Kubernetes 1.25+),
-/// and the controller ignores them everywhere, with a Warning event, because the run it
-/// started cannot change.
-#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+/// immutable: the controller records the generation it accepted and ignores later changes,
+/// with a Warning event and a `SpecChangeIgnored` condition, because the execution it started
+/// cannot change.
+// No CEL rule enforces this at admission: kube-apiserver before 1.25 refuses
+// `x-kubernetes-validations` under server-side apply, which would make the CRD uninstallable
+// there.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "branchpipeline.dev",
     version = "v1alpha1",
@@ -29,7 +32,6 @@ pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("self == oldSelf").message("a BranchPipelineRun cannot be changed; create a new one"))]
 #[serde(rename_all = "camelCase")]
 pub struct BranchPipelineRunSpec {
     /// The BranchPipeline, in this namespace, whose pipeline runs.
@@ -51,7 +53,7 @@ pub struct BranchPipelineRunSpec {
 }
 
 /// Where a run is.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RunPhase {
     /// Accepted, not started yet.
     Pending,
@@ -94,7 +96,7 @@ impl RunPhase {
 }
 
 /// What the run did.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BranchPipelineRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +134,7 @@ pub struct BranchPipelineRunStatus {
 }
 
 /// One stage of the execution.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStage {
     /// The stage name, e.g. `lint` or `deploy-qa`.

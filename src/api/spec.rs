@@ -96,7 +96,15 @@ pub struct BranchPipelineSpec {
     /// What happens to the AWS resources when this resource is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// Finished BranchPipelineRuns to keep for this resource, newest first; older ones are
+    /// deleted. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub run_history_limit: Option<u32>,
 }
+
+/// Finished runs kept per BranchPipeline when `runHistoryLimit` is not set.
+pub const DEFAULT_RUN_HISTORY_LIMIT: u32 = 10;
 
 fn default_buildspec_dir() -> String {
     DEFAULT_BUILDSPEC_DIR.to_string()

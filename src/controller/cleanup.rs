@@ -37,6 +37,12 @@ pub(super) async fn cleanup(
         CleanupPlan::Blocked(problem) => outcome::deletion_waits_for_annotation(&facts, &problem),
         CleanupPlan::Delete => delete_owned(bp, ctx.aws.as_ref(), &facts).await,
     };
+    if matches!(outcome.managed, outcome::Managed::Gone) {
+        // Runs belong to their BranchPipeline; clusters whose garbage collector follows owner
+        // references would remove them anyway.
+        let deleted = super::runs::delete_runs_of(ctx, bp).await?;
+        info!(runs = deleted, "deleted the resource's BranchPipelineRuns");
+    }
     effects::carry_out(ctx, api, bp, outcome).await
 }
 

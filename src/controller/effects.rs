@@ -44,8 +44,11 @@ pub(super) async fn carry_out(
     }
 }
 
-pub(super) async fn publish(ctx: &Context, bp: &BranchPipeline, events: &[EventSpec]) {
-    let reference: ObjectReference = bp.object_ref(&());
+pub(super) async fn publish<K>(ctx: &Context, object: &K, events: &[EventSpec])
+where
+    K: Resource<DynamicType = ()>,
+{
+    let reference: ObjectReference = object.object_ref(&());
     for spec in events {
         if spec.warning {
             warn!(reason = %spec.reason, note = %spec.note, "event");

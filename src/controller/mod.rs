@@ -25,6 +25,7 @@ use crate::render::MANAGER;
 
 mod cleanup;
 mod effects;
+mod runs;
 mod sync;
 mod watch;
 
@@ -145,7 +146,7 @@ async fn guarded(
                     "the controller hit a bug reconciling this resource ({message}); it retries with backoff and keeps serving the others"
                 ),
             );
-            effects::publish(ctx, bp, &[event]).await;
+            effects::publish(ctx, bp.as_ref(), &[event]).await;
             Err(Error::Panicked(message))
         }
     }

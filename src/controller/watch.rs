@@ -17,8 +17,8 @@ use kube::runtime::utils::Backoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use tracing::{debug, info};
 
-use super::{Context, error_policy, reconcile};
-use crate::api::BranchPipeline;
+use super::{Context, error_policy, reconcile, runs};
+use crate::api::{BranchPipeline, BranchPipelineRun};
 use crate::server::Health;
 
 pub const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -33,14 +33,8 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let apis: Vec<Api<BranchPipeline>> = if namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
-    };
+    let apis: Vec<Api<BranchPipeline>> = scoped(&ctx, &namespaces);
+    let run_apis: Vec<Api<BranchPipelineRun>> = scoped(&ctx, &namespaces);
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let synced = Arc::new(AtomicUsize::new(0));
     let watches = apis.len();
@@ -62,8 +56,50 @@ pub async fn run(
             run_one(api, ctx, on_synced, shutdown).await
         }
     });
-    futures::future::join_all(controllers).await;
+    let run_controllers = run_apis
+        .into_iter()
+        .map(|api| run_runs(api, ctx.clone(), shutdown.clone()));
+    futures::future::join(
+        futures::future::join_all(controllers),
+        futures::future::join_all(run_controllers),
+    )
+    .await;
     info!("controller stopped");
+}
+
+/// One Api per watched namespace, or one for the whole cluster.
+fn scoped<K>(ctx: &Context, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    }
+}
+
+/// The BranchPipelineRun controller: every run change, and its own requeues while it follows
+/// an execution.
+async fn run_runs(
+    api: Api<BranchPipelineRun>,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::new(api, watcher::Config::default())
+        .trigger_backoff(WatchBackoff::default())
+        .graceful_shutdown_on(shutdown)
+        .run(runs::reconcile, runs::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "run reconcile loop reported an error");
+            }
+        })
+        .await;
 }
 
 async fn run_one(

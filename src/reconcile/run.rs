@@ -9,11 +9,12 @@ use super::status::set_condition;
 use crate::api::*;
 use crate::aws::StartRun;
 use crate::aws::executions::{ActionRun, ActionStatus, Execution, ExecutionStatus, StageState};
+use crate::render::DesiredPipeline;
 use crate::render::routing::{RUN_BRANCH_VARIABLE, RUN_VARIABLE, TARGET_VARIABLE};
 use crate::render::{
     APPROVAL_ACTION, DesiredState, SOURCE_ACTION, SOURCE_STAGE, branches, stage_name,
 };
-use crate::resolved::{Feed, ValidatedSpec};
+use crate::resolved::{Environment, Feed, ValidatedSpec};
 use crate::validate::rules;
 
 pub const CONDITION_ACCEPTED: &str = "Accepted";
@@ -72,27 +73,63 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
             ),
         ));
     };
-    if !is_ready(bp) {
-        let why = bp
-            .status
-            .as_ref()
-            .and_then(|s| s.condition(CONDITION_READY))
-            .map(|c| format!(" ({}: {})", c.reason, c.message))
-            .unwrap_or_default();
-        return Err(reject(
-            "spec.branchPipeline",
-            format!(
-                "BranchPipeline {name:?} is not Ready{why}; a run starts only when AWS matches its spec, so create the run again once it is Ready"
-            ),
-        ));
+    ready(name, bp)?;
+    let (env, pipeline) = environment(run, spec, desired)?;
+    let source = source_branch(pipeline);
+    let branch = resolve_branch(run, &env.branches, &source)?;
+    reachable(run, env, &branch, &source)?;
+    let uid = run.metadata.uid.as_deref().unwrap_or_default();
+    Ok(Accepted {
+        branch: branch.clone(),
+        start: StartRun {
+            pipeline: pipeline.pipeline.name.clone(),
+            source_action: SOURCE_ACTION.to_string(),
+            commit: run.spec.commit.clone(),
+            variables: vec![
+                (TARGET_VARIABLE.to_string(), env.name.clone()),
+                (RUN_BRANCH_VARIABLE.to_string(), branch),
+                (
+                    RUN_VARIABLE.to_string(),
+                    run.metadata.name.clone().unwrap_or_default(),
+                ),
+            ],
+            client_request_token: request_token(uid),
+        },
+    })
+}
+
+fn ready(name: &str, bp: &BranchPipeline) -> Result<(), Rejection> {
+    if is_ready(bp) {
+        return Ok(());
     }
+    let why = bp
+        .status
+        .as_ref()
+        .and_then(|s| s.condition(CONDITION_READY))
+        .map(|c| format!(" ({}: {})", c.reason, c.message))
+        .unwrap_or_default();
+    Err(reject(
+        "spec.branchPipeline",
+        format!(
+            "BranchPipeline {name:?} is not Ready{why}; a run starts only when AWS matches its spec, so create the run again once it is Ready"
+        ),
+    ))
+}
+
+/// The environment the run names and the pipeline that deploys it.
+fn environment<'a>(
+    run: &BranchPipelineRun,
+    spec: &'a ValidatedSpec,
+    desired: &'a DesiredState,
+) -> Result<(&'a Environment, &'a DesiredPipeline), Rejection> {
     let env_name = &run.spec.environment;
     let Some(env) = spec.environment(env_name) else {
         let known: Vec<&str> = spec.environments.iter().map(|e| e.name.as_str()).collect();
         return Err(reject(
             "spec.environment",
             format!(
-                "BranchPipeline {name:?} has no environment {env_name:?}; it has {}",
+                "BranchPipeline {:?} has no environment {env_name:?}; it has {}",
+                run.spec.branch_pipeline,
                 known.join(", ")
             ),
         ));
@@ -105,19 +142,29 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
             ),
         ));
     }
-    let Some(pipeline) = desired
+    let pipeline = desired
         .pipelines
         .iter()
         .find(|p| p.environments.contains(env_name))
-    else {
-        return Err(reject(
-            "spec.environment",
-            format!("no pipeline deploys {env_name:?}"),
-        ));
-    };
-    let source = source_branch(pipeline);
-    let branch = resolve_branch(run, &env.branches, &source)?;
-    if !matches(&env.branches, &branch) {
+        .ok_or_else(|| {
+            reject(
+                "spec.environment",
+                format!("no pipeline deploys {env_name:?}"),
+            )
+        })?;
+    Ok((env, pipeline))
+}
+
+/// The branch must feed the environment, and the execution must reach it whatever
+/// CodePipeline reports as the branch of a manual start.
+fn reachable(
+    run: &BranchPipelineRun,
+    env: &Environment,
+    branch: &str,
+    source: &str,
+) -> Result<(), Rejection> {
+    let env_name = &env.name;
+    if !matches(&env.branches, branch) {
         return Err(reject(
             "spec.branch",
             format!(
@@ -134,7 +181,7 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
             ),
         ));
     }
-    if env.feed == Feed::Automatic && !matches(&env.branches, &source) {
+    if env.feed == Feed::Automatic && !matches(&env.branches, source) {
         return Err(reject(
             "spec.environment",
             format!(
@@ -143,24 +190,7 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
             ),
         ));
     }
-    let uid = run.metadata.uid.as_deref().unwrap_or_default();
-    Ok(Accepted {
-        branch: branch.clone(),
-        start: StartRun {
-            pipeline: pipeline.pipeline.name.clone(),
-            source_action: SOURCE_ACTION.to_string(),
-            commit: run.spec.commit.clone(),
-            variables: vec![
-                (TARGET_VARIABLE.to_string(), env_name.clone()),
-                (RUN_BRANCH_VARIABLE.to_string(), branch),
-                (
-                    RUN_VARIABLE.to_string(),
-                    run.metadata.name.clone().unwrap_or_default(),
-                ),
-            ],
-            client_request_token: request_token(uid),
-        },
-    })
+    Ok(())
 }
 
 /// The branch requested, or the default: the environment's only literal branch, else the
@@ -194,7 +224,7 @@ fn matches(patterns: &[String], branch: &str) -> bool {
 }
 
 /// The branch the pipeline's source action builds without a commit override.
-fn source_branch(pipeline: &crate::render::DesiredPipeline) -> String {
+fn source_branch(pipeline: &DesiredPipeline) -> String {
     pipeline
         .pipeline
         .stages
@@ -390,28 +420,11 @@ pub fn poll_interval(phase: RunPhase, age: Duration) -> Duration {
 }
 
 fn phase_of(execution: &Execution, stages: &[RunStage], target: &str) -> (RunPhase, String) {
-    let failed = stages.iter().find(|s| s.result == "Failed");
-    let waiting = stages.iter().find(|s| s.result == "AwaitingApproval");
     let summary = execution.summary.clone().unwrap_or_default();
     match execution.status {
-        ExecutionStatus::Succeeded => match stages.iter().find(|s| s.name == target) {
-            Some(s) if s.result == "Succeeded" => {
-                (RunPhase::Succeeded, format!("{target} succeeded"))
-            }
-            Some(s) => (
-                RunPhase::Failed,
-                format!(
-                    "the execution succeeded but {target} was {}: its entry condition did not let this run in",
-                    s.result
-                ),
-            ),
-            None => (
-                RunPhase::Failed,
-                format!("the pipeline has no stage {target}"),
-            ),
-        },
+        ExecutionStatus::Succeeded => succeeded(stages, target),
         ExecutionStatus::Failed => {
-            let message = match failed {
+            let message = match stages.iter().find(|s| s.result == "Failed") {
                 Some(s) => format!(
                     "stage {} failed{}",
                     s.name,
@@ -438,16 +451,37 @@ fn phase_of(execution: &Execution, stages: &[RunStage], target: &str) -> (RunPha
             RunPhase::Cancelled,
             "the pipeline's definition was updated before the execution completed".to_string(),
         ),
-        ExecutionStatus::InProgress | ExecutionStatus::Unknown => match waiting {
-            Some(s) => (
-                RunPhase::AwaitingApproval,
-                format!("{} waits for a manual approval", s.name),
+        ExecutionStatus::InProgress | ExecutionStatus::Unknown => {
+            match stages.iter().find(|s| s.result == "AwaitingApproval") {
+                Some(s) => (
+                    RunPhase::AwaitingApproval,
+                    format!("{} waits for a manual approval", s.name),
+                ),
+                None => (
+                    RunPhase::InProgress,
+                    "the execution is in progress".to_string(),
+                ),
+            }
+        }
+    }
+}
+
+/// A run succeeds only if its environment's stage did: an execution that skipped it (its entry
+/// condition refused the run) deployed nothing where it was asked to.
+fn succeeded(stages: &[RunStage], target: &str) -> (RunPhase, String) {
+    match stages.iter().find(|s| s.name == target) {
+        Some(s) if s.result == "Succeeded" => (RunPhase::Succeeded, format!("{target} succeeded")),
+        Some(s) => (
+            RunPhase::Failed,
+            format!(
+                "the execution succeeded but {target} was {}: its entry condition did not let this run in",
+                s.result
             ),
-            None => (
-                RunPhase::InProgress,
-                "the execution is in progress".to_string(),
-            ),
-        },
+        ),
+        None => (
+            RunPhase::Failed,
+            format!("the pipeline has no stage {target}"),
+        ),
     }
 }
 

@@ -77,6 +77,14 @@ no Secrets and writes only events.k8s.io Events.
 - apiGroups: ["branchpipeline.dev"]
   resources: ["branchpipelines/finalizers"]
   verbs: ["update"]
+# Runs: followed, owned by their BranchPipeline (patch), trimmed to the history limit and
+# removed with it (delete). Creating them is for release managers, not the controller.
+- apiGroups: ["branchpipeline.dev"]
+  resources: ["branchpipelineruns"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["branchpipeline.dev"]
+  resources: ["branchpipelineruns/status"]
+  verbs: ["get", "patch", "update"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
