@@ -156,11 +156,7 @@ async fn follow(
 fn age_of(start: Option<&str>, now: &str) -> Duration {
     let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
     match (start.and_then(parse), parse(now)) {
-        (Some(start), Some(now)) => now
-            .duration_since(start)
-            .unsigned_abs()
-            .try_into()
-            .unwrap_or_default(),
+        (Some(start), Some(now)) => now.duration_since(start).unsigned_abs(),
         _ => Duration::ZERO,
     }
 }
