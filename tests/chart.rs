@@ -1702,12 +1702,7 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
     let role = bed
         .create_codepipeline_role(&format!("{team}-pipeline"))
         .await?;
-    let text = include_str!("../examples/orders-api.yaml")
-        .replace("namespace: team-orders", &format!("namespace: {team}"))
-        .replace("arn:aws:iam::111122223333:role/orders-codepipeline", &role)
-        .replace("111122223333", support::AWS_ACCOUNT_ID);
-    let mut example: Value = serde_yaml::from_str(&text)?;
-    example.as_object_mut().unwrap().remove("status");
+    let example = support::fixtures::example_json_in(&team, &role);
     let admin: Api<BranchPipeline> = Api::namespaced(bed.client(), &team);
     admin
         .patch(

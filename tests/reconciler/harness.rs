@@ -8,15 +8,13 @@ use anyhow::{Context, Result, bail};
 use branchpipeline::api::BranchPipeline;
 use branchpipeline::aws::AwsApi;
 use branchpipeline::aws::sdk::SdkAws;
-use branchpipeline::manifest;
 use branchpipeline::render::{self, DesiredState};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 use crate::support::process::{Processes, log_tail};
-use crate::support::{AWS_ACCOUNT_ID, TestBed};
+use crate::support::{TestBed, fixtures};
 
-pub const EXAMPLE: &str = include_str!("../../examples/orders-api.yaml");
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MUTATING: &[&str] = &[
     "CreatePipeline",
@@ -61,17 +59,7 @@ impl Harness {
 
     /// The example, moved into this test's namespace and moto's account.
     pub fn example(&self) -> BranchPipeline {
-        let text = EXAMPLE
-            .replace("namespace: team-orders", &format!("namespace: {}", self.ns))
-            .replace(
-                "arn:aws:iam::111122223333:role/orders-codepipeline",
-                &self.role_arn,
-            )
-            .replace("111122223333", AWS_ACCOUNT_ID);
-        manifest::parse_documents(&text)
-            .remove(0)
-            .result
-            .expect("example parses")
+        fixtures::example_in(&self.ns, &self.role_arn)
     }
 
     pub fn render(&self, bp: &BranchPipeline) -> DesiredState {

@@ -17,6 +17,7 @@
 //! | [`bed`] | the bed's lifecycle: starting and stopping etcd, kube-apiserver and moto, the shared bed, CRDs, namespaces, kubeconfigs |
 //! | [`aws`] | the AWS side: SDK clients aimed at moto, IAM roles, moto's request log, execution status control |
 //! | [`process`] | launching the bed's processes so that they die with the test binary |
+//! | [`fixtures`] | the README's example, as text, JSON or a `BranchPipeline`, edited or moved into a test's namespace |
 //! | [`env`] | where `scripts/testbed-install.sh` put the binaries |
 //! | [`http`] | a minimal HTTP client for moto's control endpoints |
 #![allow(dead_code)]
@@ -24,6 +25,7 @@
 pub mod aws;
 pub mod bed;
 pub mod env;
+pub mod fixtures;
 pub mod http;
 pub mod process;
 
