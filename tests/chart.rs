@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -30,6 +30,7 @@ use kube::core::GroupVersionKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::TestBed;
+use support::wait::{self, Check};
 use tokio::io::AsyncWriteExt;
 
 type TestResult = Result<()>;
@@ -476,12 +477,7 @@ async fn wait_until_gone<K>(api: &Api<K>, name: &str) -> Result<()>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.get_opt(name).await?.is_some() {
-        ensure!(Instant::now() < deadline, "{name} still exists");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
+    wait::until_gone(api, name, Duration::from_secs(20)).await
 }
 
 // ------------------------------------------------------------------------------ static checks
@@ -1215,23 +1211,21 @@ async fn optional_pdb_and_service_monitor() -> TestResult {
     )
     .await?;
     let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
-    let deadline = Instant::now() + Duration::from_secs(30);
     // Established, and served: the apiserver takes a moment to route the new resource.
     let monitors_resource = ApiResource::from_gvk(&gvk);
-    loop {
-        let probe =
-            Api::<DynamicObject>::namespaced_with(client.clone(), "default", &monitors_resource)
-                .list(&ListParams::default())
-                .await;
-        if probe.is_ok() {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "ServiceMonitor CRD not served: {probe:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let monitors =
+        Api::<DynamicObject>::namespaced_with(client.clone(), "default", &monitors_resource);
+    wait::until(
+        "the ServiceMonitor CRD to be served",
+        Duration::from_secs(30),
+        || async {
+            Ok(match monitors.list(&ListParams::default()).await {
+                Ok(_) => Check::Done(()),
+                Err(e) => Check::NotYet(format!("{e:?}")),
+            })
+        },
+    )
+    .await?;
 
     let release = shared_release(bed, &kubeconfig, "chart-optional").await?;
     let result = release
@@ -1712,31 +1706,29 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
         )
         .await?;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let bp = admin.get("orders-api").await?;
-        let ready = bp
-            .status
-            .as_ref()
-            .and_then(|s| s.condition("Ready"))
-            .is_some_and(|c| c.status == "True");
-        if ready
-            && kube::ResourceExt::finalizers(&bp)
+    let bp = wait::until(
+        "Ready with the chart's RBAC, finalizer set",
+        Duration::from_secs(60),
+        || async {
+            let bp = admin.get("orders-api").await?;
+            let ready = bp
+                .status
+                .as_ref()
+                .and_then(|s| s.condition("Ready"))
+                .is_some_and(|c| c.status == "True");
+            let finalized = kube::ResourceExt::finalizers(&bp)
                 .iter()
-                .any(|f| f == branchpipeline::api::FINALIZER)
-        {
-            assert_eq!(bp.status.unwrap().pipelines.len(), 2);
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "not Ready with the chart's RBAC: {:?}\n{}",
-                bp.status,
-                support::process::log_tail(&log)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+                .any(|f| f == branchpipeline::api::FINALIZER);
+            Ok(if ready && finalized {
+                Check::Done(bp)
+            } else {
+                Check::NotYet(format!("status: {:?}", bp.status))
+            })
+        },
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}\n{}", support::process::log_tail(&log)))?;
+    assert_eq!(bp.status.context("status")?.pipelines.len(), 2);
     let log_text = std::fs::read_to_string(&log)?;
     for denied in ["forbidden", "Forbidden"] {
         assert!(

@@ -19,6 +19,7 @@
 //! | [`process`] | launching the bed's processes so that they die with the test binary |
 //! | [`fixtures`] | the README's example, as text, JSON or a `BranchPipeline`, edited or moved into a test's namespace |
 //! | [`env`] | where `scripts/testbed-install.sh` put the binaries |
+//! | [`wait`] | polling for a condition with a timeout, instead of fixed sleeps |
 //! | [`http`] | a minimal HTTP client for moto's control endpoints |
 #![allow(dead_code)]
 
@@ -28,6 +29,7 @@ pub mod env;
 pub mod fixtures;
 pub mod http;
 pub mod process;
+pub mod wait;
 
 // The names callers use from `support::` directly; not every binary uses every one.
 #[allow(unused_imports)]
