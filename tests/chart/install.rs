@@ -4,22 +4,25 @@
 
 use anyhow::{Context, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 
 use crate::helm::{Kubeconfig, Release, chart_copy, helm_ok, without_crd};
-use crate::manifests::{
-    contained, controller_grants, crd_file, find, grants, kinds, lease_grants, manifest_docs, same,
-};
+use crate::manifests::{contained, crd_file, find, kinds, manifest_docs, same};
 use crate::support::TestBed;
 use crate::support::wait;
 use crate::{CRD_NAME, DELETE_TIMEOUT, TestResult, chart_dir};
 
-/// A full install on a private bed, where Helm owns the CRD: everything exists as
-/// rendered, and `helm uninstall` removes the controller but keeps the CRD.
+/// A full install on a private bed, where Helm owns the CRD: the objects exist with what
+/// only this test checks (security contexts, probes, resources, the ServiceAccount's
+/// annotation, the role bindings, the CRD as stored and owned), and `helm uninstall`
+/// removes the controller but keeps the CRD. What the chart renders by default (replicas,
+/// args, env, ports, RBAC rules, the Service, one role of each kind) is
+/// render::chart_renders_defaults's to check, and aws.region's
+/// render::chart_renders_values_into_args_and_env's.
 #[tokio::test]
 async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() -> TestResult {
     let bed = TestBed::start().await?;
@@ -32,7 +35,6 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
     let result = release
         .install_ok(&json!({
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role_arn}},
-            "aws": {"region": "eu-west-1"},
         }))
         .await?;
     assert_eq!(result["info"]["status"], "deployed", "{result}");
@@ -45,7 +47,6 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
     let d = serde_json::to_value(&deployment)?;
     let pod = d.pointer("/spec/template/spec").context("pod spec")?;
     let container = &pod["containers"][0];
-    assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(pod["serviceAccountName"], fullname.as_str());
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["runAsUser"], 65532);
@@ -62,40 +63,12 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
         container["securityContext"]["capabilities"],
         json!({"drop": ["ALL"]})
     );
-    assert_eq!(
-        container["ports"],
-        json!([{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}])
-    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], "metrics");
     assert!(container["resources"]["requests"]["cpu"].is_string());
     assert!(container["resources"]["limits"]["memory"].is_string());
-    assert_eq!(
-        container["args"],
-        json!([
-            "run",
-            "--resync-interval=10m",
-            "--leader-election",
-            "--metrics-addr=0.0.0.0:8080",
-            "--log-format=json",
-        ])
-    );
-    let env = container["env"].as_array().context("env")?;
-    let field_path = |name: &str| {
-        env.iter()
-            .find(|e| e["name"] == name)
-            .and_then(|e| e.pointer("/valueFrom/fieldRef/fieldPath"))
-            .and_then(Value::as_str)
-            .map(String::from)
-    };
-    assert_eq!(field_path("POD_NAME").as_deref(), Some("metadata.name"));
-    assert_eq!(
-        field_path("POD_NAMESPACE").as_deref(),
-        Some("metadata.namespace")
-    );
-    assert!(env.contains(&json!({"name": "AWS_REGION", "value": "eu-west-1"})));
 
     // ServiceAccount
     let account = Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
@@ -111,15 +84,12 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
         Some(role_arn)
     );
 
-    // RBAC: exactly the controller's rules cluster-wide, the Lease rules in the release
-    // namespace, bound to the ServiceAccount, and no other role of this release.
-    let cluster_role = Api::<ClusterRole>::all(client.clone())
+    // RBAC: the ClusterRole exists (so that its removal on uninstall means something; its
+    // rules are render::chart_renders_defaults's), and the roles are bound to the
+    // ServiceAccount.
+    Api::<ClusterRole>::all(client.clone())
         .get(&fullname)
         .await?;
-    assert_eq!(
-        grants(cluster_role.rules.as_deref().unwrap_or_default())?,
-        controller_grants()
-    );
     let cluster_binding = Api::<ClusterRoleBinding>::all(client.clone())
         .get(&fullname)
         .await?;
@@ -129,13 +99,6 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
     assert_eq!(
         subjects,
         json!([{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}])
-    );
-    let lease_role = Api::<Role>::namespaced(client.clone(), &namespace)
-        .get(&format!("{fullname}-leader-election"))
-        .await?;
-    assert_eq!(
-        grants(lease_role.rules.as_deref().unwrap_or_default())?,
-        lease_grants()
     );
     let lease_binding = Api::<RoleBinding>::namespaced(client.clone(), &namespace)
         .get(&format!("{fullname}-leader-election"))
@@ -148,33 +111,12 @@ async fn helm_install_creates_the_controller_and_keeps_the_crd_on_uninstall() ->
         serde_json::to_value(lease_binding.subjects.unwrap_or_default())?,
         json!([{"kind": "ServiceAccount", "name": fullname, "namespace": namespace}])
     );
-    let by_release =
-        ListParams::default().labels(&format!("app.kubernetes.io/instance={}", release.name));
-    let cluster_roles = Api::<ClusterRole>::all(client.clone())
-        .list(&by_release)
-        .await?;
-    let roles = Api::<Role>::all(client.clone()).list(&by_release).await?;
-    assert_eq!(cluster_roles.items.len(), 1);
-    assert_eq!(roles.items.len(), 1);
 
-    // Service
-    let service = Api::<Service>::namespaced(client.clone(), &namespace)
-        .get(&format!("{fullname}-metrics"))
-        .await?;
-    let ports = serde_json::to_value(service.spec.context("service spec")?.ports)?;
-    assert_eq!(ports[0]["name"], "metrics");
-    assert_eq!(ports[0]["targetPort"], "metrics");
-
-    // The CRD: the generated one, kept on uninstall, owned by this release.
+    // The CRD: the generated one, owned by this release, kept on uninstall (its keep
+    // annotation is checked on the rendered CRD below).
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     let crd = crds.get(CRD_NAME).await?;
     let annotations = crd.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(
-        annotations
-            .get("helm.sh/resource-policy")
-            .map(String::as_str),
-        Some("keep")
-    );
     assert_eq!(
         annotations.get("meta.helm.sh/release-name"),
         Some(&release.name)
@@ -255,10 +197,6 @@ async fn helm_upgrade_applies_crd_changes() -> TestResult {
     assert_eq!(
         properties.as_object().map(|p| p.len()).unwrap_or_default(),
         property_count + 1
-    );
-    assert_eq!(
-        after.pointer("/metadata/annotations/helm.sh~1resource-policy"),
-        Some(&json!("keep"))
     );
     // The apiserver serves the new field: a BranchPipeline may now set it (as far as
     // the schema goes; the bed runs no controller to act on it).
