@@ -4,7 +4,7 @@
 #
 #   docker build -t branchpipeline-controller:0.1.0 .
 #
-# The builder's Rust version is Cargo.toml's rust-version (tests/chart.rs checks it).
+# The builder's Rust version is Cargo.toml's rust-version (tests/chart/static_checks.rs checks it).
 
 # ---------------------------------------------------------------- builder
 FROM rust:1.95-bookworm AS builder

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the chart tests (tests/chart.rs) need: the real Helm v4 library through
+# Installs what the chart tests (tests/chart/) need: the real Helm v4 library through
 # helm-sdkpy (a pinned PyPI wheel that bundles Helm's Go code as a shared library) in a
 # venv, and real Lua interpreters for the Argo CD health check: Debian's lua5.4, and
 # lua5.1, the dialect of gopher-lua, which Argo CD runs health scripts in.
@@ -66,7 +66,7 @@ log "helm library: $("$HELM_VENV/bin/python" -c 'import helm_sdkpy; print(helm_s
 # ---------------------------------------------------------------- helm.env
 ENV_FILE="$CACHE/helm.env"
 cat >"$ENV_FILE.tmp" <<ENV
-# Written by scripts/install-helm-sdk.sh; read by tests/chart.rs. Environment
+# Written by scripts/install-helm-sdk.sh; read by tests/chart/. Environment
 # variables of the same name override these values.
 BPL_HELM_PYTHON=$HELM_VENV/bin/python
 BPL_HELM_SDKPY_VERSION=$HELM_SDKPY_VERSION

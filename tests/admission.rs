@@ -8,8 +8,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-const EXAMPLE: &str = include_str!("../examples/orders-api.yaml");
-
 async fn api(prefix: &str) -> Result<(Api<DynamicObject>, String)> {
     let bed = support::TestBed::shared().await;
     let crds = bed.install_crds().await?;
@@ -21,7 +19,7 @@ async fn api(prefix: &str) -> Result<(Api<DynamicObject>, String)> {
 }
 
 fn example(ns: &str) -> Value {
-    let mut v: Value = serde_yaml::from_str(EXAMPLE).unwrap();
+    let mut v = support::fixtures::example_json();
     v["metadata"]["namespace"] = json!(ns);
     v
 }

@@ -9,10 +9,9 @@ mod support;
 
 use branchpipeline::aws::sdk::SdkAws;
 use branchpipeline::aws::{AwsApi, AwsError, ObservedProject, Retry, StartRun};
-use branchpipeline::manifest;
 use branchpipeline::render::{self, model::*};
 use pretty_assertions::assert_eq;
-use support::{AWS_ACCOUNT_ID, AWS_REGION, TestBed, unique_name};
+use support::{AWS_ACCOUNT_ID, AWS_REGION, TestBed, fixtures, unique_name};
 
 struct Fixture {
     bed: &'static TestBed,
@@ -33,11 +32,7 @@ async fn fixture(prefix: &str) -> Fixture {
         format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codepipeline")
     );
 
-    let text = include_str!("../examples/orders-api.yaml");
-    let mut bp = manifest::parse_documents(text)
-        .remove(0)
-        .result
-        .expect("example parses");
+    let mut bp = fixtures::example();
     bp.metadata.namespace = Some(namespace.clone());
     bp.spec.pipeline_role_arn = role;
     // moto's CodeBuild only checks that the service role is in the caller's account.

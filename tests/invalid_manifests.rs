@@ -1,17 +1,15 @@
 //! A table of invalid manifests, each a small edit of the example, asserting the exact field
 //! path of every error reported.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::process::Command;
 
 use branchpipeline::manifest;
 use branchpipeline::render;
+use fixtures::{EXAMPLE, example_json as example};
 use serde_json::{Value, json};
-
-const EXAMPLE: &str = include_str!("../examples/orders-api.yaml");
-
-fn example() -> Value {
-    serde_yaml::from_str(EXAMPLE).unwrap()
-}
 
 /// Sets the value at a JSON pointer, creating the last key if needed.
 fn set(v: &mut Value, pointer: &str, new: Value) {

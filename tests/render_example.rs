@@ -1,20 +1,17 @@
 //! The example from the README renders exactly as documented, byte for byte.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::path::Path;
 use std::process::Command;
 
-use branchpipeline::manifest;
 use branchpipeline::render::{self, DesiredState};
 
-const EXAMPLE: &str = include_str!("../examples/orders-api.yaml");
 const GOLDEN: &str = "tests/golden/orders-api.render.json";
 
 fn rendered() -> DesiredState {
-    let bp = manifest::parse_documents(EXAMPLE)
-        .remove(0)
-        .result
-        .expect("example parses");
-    render::compile(&bp).expect("example is valid")
+    render::compile(&fixtures::example()).expect("example is valid")
 }
 
 /// `BLESS=1 cargo test --test render_example` rewrites the golden file after a deliberate change.
@@ -306,11 +303,10 @@ fn projects_have_per_stage_compute_and_tags() {
 
 #[test]
 fn manual_only_group_has_no_trigger_and_no_change_detection() {
-    let text = EXAMPLE.replace(
+    let bp = fixtures::example_edited(&[(
         "      branches: [main]\n",
         "      branches: [main]\n      trigger: manual\n",
-    );
-    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+    )]);
     let state = render::compile(&bp).unwrap();
     let prod = &state.pipelines[1].pipeline;
     assert!(prod.triggers.is_empty());
@@ -326,11 +322,10 @@ fn manual_only_group_has_no_trigger_and_no_change_detection() {
 
 #[test]
 fn environment_deploy_override_gets_its_own_project() {
-    let text = EXAMPLE.replace(
+    let bp = fixtures::example_edited(&[(
         "      pipeline: production\n",
         "      pipeline: production\n      deploy: {computeType: BUILD_GENERAL1_XLARGE}\n",
-    );
-    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+    )]);
     let state = render::compile(&bp).unwrap();
     let prod_projects = &state.pipelines[1].projects;
     assert!(prod_projects.contains(&"team-orders-orders-api-production-deploy-prod".to_string()));
@@ -347,16 +342,16 @@ fn environment_deploy_override_gets_its_own_project() {
 
 #[test]
 fn file_path_filters_variables_and_rollback_render_into_v2_fields() {
-    let text = EXAMPLE
-        .replace(
+    let bp = fixtures::example_edited(&[
+        (
             "    defaultBranch: develop\n",
             "    defaultBranch: develop\n    filePaths: {includes: [\"src/**\"], excludes: [\"docs/**\"]}\n",
-        )
-        .replace(
+        ),
+        (
             "  executionMode: QUEUED\n",
             "  executionMode: SUPERSEDED\n  rollbackOnFailure: true\n  variables:\n    - {name: RELEASE_NOTE, defaultValue: none, description: shown in deploy logs}\n",
-        );
-    let bp = manifest::parse_documents(&text).remove(0).result.unwrap();
+        ),
+    ]);
     let state = render::compile(&bp).unwrap();
     let main = &state.pipelines[0].pipeline;
     assert_eq!(main.execution_mode, "SUPERSEDED");

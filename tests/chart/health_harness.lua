@@ -6,7 +6,7 @@
 --
 -- Argo CD runs health scripts in gopher-lua, a Lua 5.1 VM; the harness runs under 5.1
 -- and 5.4 alike. object.lua is a chunk returning the object as a table, numbers as floats
--- the way Argo CD decodes JSON (tests/chart.rs writes it). Prints the status on the first
+-- the way Argo CD decodes JSON (tests/chart/argocd.rs writes it). Prints the status on the first
 -- line and the message on the rest.
 local script = assert(arg[1], "usage: lua health_harness.lua <health.lua> < object.lua")
 

@@ -1,4 +1,4 @@
-"""Drives the real Helm v4 library (through helm-sdkpy) for tests/chart.rs.
+"""Drives the real Helm v4 library (through helm-sdkpy) for the chart tests (tests/chart/).
 
     <venv python> helm_driver.py ACTION < request.json
 

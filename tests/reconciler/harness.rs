@@ -2,21 +2,20 @@
 //! them, and controller processes (the real binary) watching that namespace.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
 use branchpipeline::api::BranchPipeline;
 use branchpipeline::aws::AwsApi;
 use branchpipeline::aws::sdk::SdkAws;
-use branchpipeline::manifest;
 use branchpipeline::render::{self, DesiredState};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 use crate::support::process::{Processes, log_tail};
-use crate::support::{AWS_ACCOUNT_ID, TestBed};
+use crate::support::wait::{self, Check};
+use crate::support::{TestBed, fixtures};
 
-pub const EXAMPLE: &str = include_str!("../../examples/orders-api.yaml");
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MUTATING: &[&str] = &[
     "CreatePipeline",
@@ -61,17 +60,7 @@ impl Harness {
 
     /// The example, moved into this test's namespace and moto's account.
     pub fn example(&self) -> BranchPipeline {
-        let text = EXAMPLE
-            .replace("namespace: team-orders", &format!("namespace: {}", self.ns))
-            .replace(
-                "arn:aws:iam::111122223333:role/orders-codepipeline",
-                &self.role_arn,
-            )
-            .replace("111122223333", AWS_ACCOUNT_ID);
-        manifest::parse_documents(&text)
-            .remove(0)
-            .result
-            .expect("example parses")
+        fixtures::example_in(&self.ns, &self.role_arn)
     }
 
     pub fn render(&self, bp: &BranchPipeline) -> DesiredState {
@@ -172,21 +161,16 @@ impl Harness {
         what: &str,
         check: impl Fn(&BranchPipeline) -> bool,
     ) -> Result<BranchPipeline> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
+        let waited = wait::until(what, TIMEOUT, || async {
             let bp = self.api.get(name).await?;
-            if check(&bp) {
-                return Ok(bp);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "timed out waiting for {what}; status: {:?}\n{}",
-                    bp.status,
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Ok(if check(&bp) {
+                Check::Done(bp)
+            } else {
+                Check::NotYet(format!("status: {:?}", bp.status))
+            })
+        })
+        .await;
+        self.with_logs(waited)
     }
 
     pub async fn wait_ready(&self, name: &str) -> Result<BranchPipeline> {
@@ -209,17 +193,8 @@ impl Harness {
     }
 
     pub async fn wait_gone(&self, name: &str) -> Result<()> {
-        let deadline = Instant::now() + TIMEOUT;
-        while self.api.get_opt(name).await?.is_some() {
-            if Instant::now() > deadline {
-                bail!(
-                    "timed out waiting for {name} to be deleted\n{}",
-                    self.logs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(())
+        let waited = wait::until_gone(&self.api, name, TIMEOUT).await;
+        self.with_logs(waited)
     }
 
     /// Polls until `check` passes against AWS, or times out.
@@ -228,14 +203,46 @@ impl Harness {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<bool>>,
     {
-        let deadline = Instant::now() + TIMEOUT;
-        while !check().await? {
-            if Instant::now() > deadline {
-                bail!("timed out waiting for {what}\n{}", self.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Ok(())
+        let waited = wait::until(what, TIMEOUT, || async {
+            Ok(Check::passed(check().await?, || "not yet".into()))
+        })
+        .await;
+        self.with_logs(waited)
+    }
+
+    /// Waits until controller `i`'s log contains `needle`.
+    pub async fn wait_log(&self, i: usize, needle: &str, timeout: Duration) -> Result<()> {
+        let what = format!("{needle:?} in the log of controller {i}");
+        let waited = wait::until(&what, timeout, || async {
+            Ok(Check::passed(
+                self.controller_log_full(i).contains(needle),
+                || "not logged yet".into(),
+            ))
+        })
+        .await;
+        self.with_logs(waited)
+    }
+
+    /// Reconciles controller `i` has planned so far: one `planned` log line each.
+    pub fn reconciles(&self, i: usize) -> usize {
+        self.controller_log_full(i).matches("planned").count()
+    }
+
+    /// Waits until controller `i` has planned `n` reconciles. A resource's reconciles run one
+    /// at a time, so the `n - 1` before the last have finished, AWS calls included.
+    pub async fn wait_reconciles(&self, i: usize, n: usize) -> Result<()> {
+        let what = format!("{n} reconciles by controller {i}");
+        let waited = wait::until(&what, TIMEOUT, || async {
+            let done = self.reconciles(i);
+            Ok(Check::passed(done >= n, || format!("{done} so far")))
+        })
+        .await;
+        self.with_logs(waited)
+    }
+
+    /// A failed wait, with the controllers' logs that explain it.
+    fn with_logs<T>(&self, waited: Result<T>) -> Result<T> {
+        waited.map_err(|e| anyhow!("{e:#}\n{}", self.logs()))
     }
 
     pub fn logs(&self) -> String {

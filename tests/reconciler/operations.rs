@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::harness::Harness;
 use crate::support::http;
 use crate::support::process::free_port;
+use crate::support::wait::{self, Check};
 
 const NAME: &str = "orders-api";
 const ACQUIRED: &str = "acquired the leader lease";
@@ -34,20 +35,22 @@ fn start(h: &mut Harness, args: &[String]) -> Result<usize> {
 }
 
 async fn wait_leader(h: &Harness, candidates: &[usize], timeout: Duration) -> Result<usize> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    wait::until("a leader", timeout, || async {
         let leaders: Vec<usize> = candidates
             .iter()
             .copied()
             .filter(|&i| h.controller_log_full(i).contains(ACQUIRED))
             .collect();
         match leaders.as_slice() {
-            [one] => return Ok(*one),
-            [] if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            [] => bail!("no leader after {timeout:?}\n{}", h.logs()),
-            many => bail!("several leaders at once: {many:?}\n{}", h.logs()),
+            [one] => Ok(Check::Done(*one)),
+            [] => Ok(Check::NotYet(format!(
+                "none of {candidates:?} holds the lease"
+            ))),
+            many => bail!("several leaders at once: {many:?}"),
         }
-    }
+    })
+    .await
+    .map_err(|e| anyhow!("{e:#}\n{}", h.logs()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +63,8 @@ async fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() -> Resul
     let standby = if leader == a { b } else { a };
     h.apply(&h.example()).await?;
     h.wait_ready(NAME).await?;
+    // The sleep is the point: two resync intervals (1s) in which a standby that reconciled
+    // would log a plan.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !h.controller_log_full(standby).contains("planned"),
@@ -80,13 +85,8 @@ async fn one_leader_reconciles_and_a_standby_takes_over_after_a_crash() -> Resul
     eprintln!("standby took over {took:?} after the leader was killed");
 
     // The new leader resyncs and finds AWS in line: no duplicate writes.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !h.controller_log_full(standby).contains("planned writes=0") {
-        if Instant::now() > deadline {
-            bail!("the new leader never reconciled\n{}", h.logs());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    h.wait_log(standby, "planned writes=0", Duration::from_secs(20))
+        .await?;
     assert_eq!(h.mutating_calls().await?, writes_before);
     Ok(())
 }
@@ -100,15 +100,21 @@ async fn metrics_and_probes_answer_after_a_reconcile() -> Result<()> {
     h.apply(&h.example()).await?;
     h.wait_ready(NAME).await?;
     let base = format!("http://{addr}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let response = http::request(&base, "GET", "/metrics", &[], b"").await?;
-        let text = response.text();
-        if text.contains("branchpipeline_managed_pipelines 2") || Instant::now() > deadline {
-            break text;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = wait::until(
+        "the managed pipelines gauge",
+        Duration::from_secs(10),
+        || async {
+            let text = http::request(&base, "GET", "/metrics", &[], b"")
+                .await?
+                .text();
+            Ok(if text.contains("branchpipeline_managed_pipelines 2") {
+                Check::Done(text)
+            } else {
+                Check::NotYet(text)
+            })
+        },
+    )
+    .await?;
     for series in [
         "branchpipeline_reconciles_total{result=\"ok\"}",
         "branchpipeline_reconcile_duration_seconds_bucket",
@@ -167,18 +173,15 @@ async fn a_leader_that_loses_its_lease_stops_writing() -> Result<()> {
             &Patch::Merge(&steal),
         )
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !h.controller_log_full(i).contains("lost the leader lease") {
-        if Instant::now() > deadline {
-            bail!("the leader did not notice it lost the lease\n{}", h.logs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    h.wait_log(i, "lost the leader lease", Duration::from_secs(15))
+        .await?;
 
     // A spec change now must not reach AWS: this replica is no longer the leader.
     let before = h.mutating_calls().await?;
     bp.spec.stages[0].compute_type = Some(branchpipeline::api::ComputeType::General1Large);
     h.apply(&bp).await?;
+    // The sleep is the point: four resync intervals (1s) in which a deposed leader that
+    // still reconciled would write the change.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         h.mutating_calls().await?,

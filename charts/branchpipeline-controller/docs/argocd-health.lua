@@ -1,7 +1,7 @@
 -- Argo CD health check for branchpipeline.dev/BranchPipeline, for the argocd-cm key
 -- resource.customizations.health.branchpipeline.dev_BranchPipeline (docs/argocd-cm.yaml).
 --
--- Argo CD runs this with gopher-lua (Lua 5.1); tests/chart.rs runs it with Lua 5.4. It
+-- Argo CD runs this with gopher-lua (Lua 5.1); tests/chart/ runs it with Lua 5.4. It
 -- sticks to what both share. The status it reads, written only by the controller:
 --   status.observedGeneration
 --   status.conditions[] {type, status, reason, message, lastTransitionTime, observedGeneration}
