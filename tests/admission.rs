@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 async fn api(prefix: &str) -> Result<(Api<DynamicObject>, String)> {
     let bed = support::TestBed::shared().await;
     let crds = bed.install_crds().await?;
-    assert_eq!(crds, ["branchpipelines.branchpipeline.dev"]);
+    assert_eq!(
+        crds,
+        [
+            "branchpipelineruns.branchpipeline.dev",
+            "branchpipelines.branchpipeline.dev"
+        ]
+    );
     let ns = bed.unique_namespace(prefix).await?;
     let gvk = GroupVersionKind::gvk("branchpipeline.dev", "v1alpha1", "BranchPipeline");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "branchpipelines");
@@ -103,6 +109,37 @@ async fn schema_violations_are_rejected_at_admission() -> Result<()> {
             }
             other => panic!("{what}: expected a 422 rejection, got {other:?}"),
         }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn runs_need_a_full_commit_sha() -> Result<()> {
+    let bed = support::TestBed::shared().await;
+    bed.install_crds().await?;
+    let ns = bed.unique_namespace("run-admit").await?;
+    let gvk = GroupVersionKind::gvk("branchpipeline.dev", "v1alpha1", "BranchPipelineRun");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "branchpipelineruns");
+    let api: Api<DynamicObject> = Api::namespaced_with(bed.client(), &ns, &resource);
+    let run = |name: &str, commit: &str| {
+        json!({
+            "apiVersion": "branchpipeline.dev/v1alpha1",
+            "kind": "BranchPipelineRun",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"branchPipeline": "orders-api", "environment": "qa", "branch": "feature/login", "commit": commit},
+        })
+    };
+    create(
+        &api,
+        &run("full", "4f2a9c1d0e5b6a7f8091a2b3c4d5e6f708192a3b"),
+    )
+    .await?;
+    match create(&api, &run("short", "4f2a9c1")).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(status.message.contains("commit"), "{}", status.message);
+        }
+        other => panic!("expected a 422 rejection, got {other:?}"),
     }
     Ok(())
 }

@@ -59,14 +59,15 @@ async fn start(
         .get_opt(&run.spec.branch_pipeline)
         .await
         .map_err(Error::kube(Step::StartRun))?;
-    let resolved = bp.as_ref().and_then(|bp| {
+    let rendered = bp.as_ref().and_then(|bp| {
         let spec = validate::validate(bp).ok()?;
         let desired = render::render(&spec).ok()?;
-        Some((bp, spec, desired))
+        Some((spec, desired))
     });
-    let target = resolved
-        .as_ref()
-        .map(|(bp, spec, desired)| Target { bp, spec, desired });
+    let target = bp.as_ref().map(|bp| Target {
+        bp,
+        rendered: rendered.as_ref().map(|(spec, desired)| (spec, desired)),
+    });
     let mut status = run.status.clone().unwrap_or_default();
     let now = now();
     let generation = run.metadata.generation;

@@ -40,11 +40,11 @@ pub struct Accepted {
     pub start: StartRun,
 }
 
-/// The BranchPipeline a run names, as the controller found it.
+/// The BranchPipeline a run names, as the controller found it, and what it renders to (`None`
+/// when its spec is invalid).
 pub struct Target<'a> {
     pub bp: &'a BranchPipeline,
-    pub spec: &'a ValidatedSpec,
-    pub desired: &'a DesiredState,
+    pub rendered: Option<(&'a ValidatedSpec, &'a DesiredState)>,
 }
 
 fn reject(field: &'static str, message: String) -> Rejection {
@@ -61,11 +61,10 @@ pub fn is_ready(bp: &BranchPipeline) -> bool {
         })
 }
 
-/// Checks `run` before any AWS call. `target` is `None` when the BranchPipeline does not exist
-/// or cannot be rendered.
+/// Checks `run` before any AWS call. `target` is `None` when the BranchPipeline does not exist.
 pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Accepted, Rejection> {
     let name = &run.spec.branch_pipeline;
-    let Some(Target { bp, spec, desired }) = target else {
+    let Some(Target { bp, rendered }) = target else {
         return Err(reject(
             "spec.branchPipeline",
             format!(
@@ -74,6 +73,12 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
         ));
     };
     ready(name, bp)?;
+    let Some((spec, desired)) = rendered else {
+        return Err(reject(
+            "spec.branchPipeline",
+            format!("BranchPipeline {name:?} does not render; see its status"),
+        ));
+    };
     let (env, pipeline) = environment(run, spec, desired)?;
     let source = source_branch(pipeline);
     let branch = resolve_branch(run, &env.branches, &source)?;
@@ -622,8 +627,7 @@ mod tests {
             run,
             Some(Target {
                 bp,
-                spec: &spec,
-                desired: &desired,
+                rendered: Some((&spec, &desired)),
             }),
         )
     }

@@ -16,6 +16,7 @@
 //! | --- | --- |
 //! | [`bed`] | the bed's lifecycle: starting and stopping etcd, kube-apiserver and moto, the shared bed, CRDs, namespaces, kubeconfigs |
 //! | [`aws`] | the AWS side: SDK clients aimed at moto, IAM roles, moto's request log, execution status control |
+//! | [`engine`] | the bed's CodePipeline execution engine: pushes, switches, approvals, stage results |
 //! | [`process`] | launching the bed's processes so that they die with the test binary |
 //! | [`fixtures`] | the README's example, as text, JSON or a `BranchPipeline`, edited or moved into a test's namespace |
 //! | [`env`] | where `scripts/testbed-install.sh` put the binaries |
@@ -25,6 +26,7 @@
 
 pub mod aws;
 pub mod bed;
+pub mod engine;
 pub mod env;
 pub mod fixtures;
 pub mod http;
