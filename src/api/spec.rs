@@ -293,7 +293,7 @@ pub enum Trigger {
     /// A push to one of the environment's branches starts the pipeline.
     #[default]
     Automatic,
-    /// Only a manual start (console, API or the `branchpipeline.dev/run` annotation).
+    /// Only a BranchPipelineRun that targets the environment deploys it; pushes never do.
     Manual,
 }
 
