@@ -39,7 +39,7 @@ async fn fixture(prefix: &str) -> Fixture {
     bp.spec.build_role_arn = format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codebuild");
     let desired = render::compile(&bp).expect("example renders");
     assert_eq!(desired.pipelines.len(), 2);
-    assert_eq!(desired.projects.len(), 8);
+    assert_eq!(desired.projects.len(), 4);
 
     let aws = SdkAws::new(&bed.aws_config().await);
     Fixture { bed, aws, desired }

@@ -518,5 +518,5 @@ fn cli_reads_stdin() {
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pipelines"].as_array().unwrap().len(), 2);
-    assert_eq!(v["projects"].as_array().unwrap().len(), 8);
+    assert_eq!(v["projects"].as_array().unwrap().len(), 4);
 }

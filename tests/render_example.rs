@@ -253,12 +253,12 @@ fn projects_have_per_stage_compute_and_tags() {
             "team-orders-orders-api-test",
             "team-orders-orders-api-build",
             "team-orders-orders-api-deploy",
-            "team-orders-orders-api-production-lint",
-            "team-orders-orders-api-production-test",
-            "team-orders-orders-api-production-build",
-            "team-orders-orders-api-production-deploy",
         ]
     );
+    // Both pipelines run the same projects: one per stage, one deploy.
+    for p in &state.pipelines {
+        assert_eq!(p.projects, names, "{}", p.pipeline.name);
+    }
     let by_name = |n: &str| state.projects.iter().find(|p| p.name == n).unwrap();
     let lint = by_name("team-orders-orders-api-lint");
     assert_eq!(lint.environment.compute_type, "BUILD_GENERAL1_SMALL");
@@ -328,9 +328,11 @@ fn environment_deploy_override_gets_its_own_project() {
     )]);
     let state = render::compile(&bp).unwrap();
     let prod_projects = &state.pipelines[1].projects;
-    assert!(prod_projects.contains(&"team-orders-orders-api-production-deploy-prod".to_string()));
-    // No environment of that pipeline uses the shared deploy project any more.
-    assert!(!prod_projects.contains(&"team-orders-orders-api-production-deploy".to_string()));
+    assert!(prod_projects.contains(&"team-orders-orders-api-deploy-prod".to_string()));
+    // No environment of that pipeline uses the shared deploy project any more; the other
+    // pipeline's environments still do.
+    assert!(!prod_projects.contains(&"team-orders-orders-api-deploy".to_string()));
+    assert!(state.pipelines[0].projects.contains(&"team-orders-orders-api-deploy".to_string()));
     let p = state
         .projects
         .iter()

@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(aws.pipeline_names().len(), 1);
         assert_eq!(
             aws.project_names().len(),
-            8,
+            4,
             "projects outlive the pipeline that runs them"
         );
         let reasons: Vec<&str> = out.events.iter().map(|e| e.reason.as_str()).collect();

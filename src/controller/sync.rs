@@ -133,17 +133,17 @@ mod tests {
         let bp = example();
         let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
         assert!(matches!(out.next, Next::Requeue(_)));
-        assert_eq!(aws.count("CreateProject"), 8);
+        assert_eq!(aws.count("CreateProject"), 4, "shared by both pipelines");
         assert_eq!(aws.count("CreatePipeline"), 2);
         assert_eq!(
             reasons(&out).iter().filter(|r| **r == "Created").count(),
-            10
+            6
         );
         let again = sync_once(&aws, &bp, &out.status).await;
         assert!(again.events.is_empty());
         assert_eq!(
             aws.count("CreateProject"),
-            8,
+            4,
             "an in-sync resource writes nothing"
         );
     }
@@ -173,11 +173,11 @@ mod tests {
 
         let second = sync_once(&aws, &bp, &first.status).await;
         assert!(matches!(second.next, Next::Requeue(_)));
-        assert_eq!(aws.project_names().len(), 8);
+        assert_eq!(aws.project_names().len(), 4);
         assert_eq!(
             aws.count("CreateProject"),
-            9,
-            "8 projects, one of them tried twice"
+            5,
+            "4 projects, one of them tried twice"
         );
         assert_eq!(aws.count("CreatePipeline"), 2);
     }

@@ -269,9 +269,9 @@ mod tests {
     fn nothing_observed_creates_everything() {
         let state = desired();
         let plan = plan(&state, &Observed::default(), &OWNER);
-        assert_eq!(plan.create_projects.len(), 8);
+        assert_eq!(plan.create_projects.len(), 4);
         assert_eq!(plan.create_pipelines.len(), 2);
-        assert_eq!(plan.writes(), 10);
+        assert_eq!(plan.writes(), 6);
     }
 
     #[test]

@@ -590,13 +590,13 @@ mod tests {
         assert_eq!(ready(&out.status), ("True".into(), "Synced".into()));
         assert_eq!(out.status.synced_generation, Some(3));
         assert_eq!(out.status.pipeline_count, Some(2));
-        assert_eq!(out.status.projects.len(), 8);
+        assert_eq!(out.status.projects.len(), 4);
         assert_eq!(out.status.pipelines[1].version, Some(2));
         assert_eq!(
             out.managed,
             Managed::Counts {
                 pipelines: 2,
-                projects: 8
+                projects: 4
             }
         );
         assert!(matches!(out.next, Next::Requeue(d) if d >= RESYNC && d <= RESYNC + RESYNC / 10));

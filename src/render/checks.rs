@@ -11,10 +11,14 @@ pub(super) fn pipeline(
     spec: &ValidatedSpec,
     group: &Group<'_>,
     pipeline: &DesiredPipeline,
-    projects: &[Project],
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    names(&pipeline.pipeline.name, projects, &mut errors);
+    if !naming::is_valid_pipeline_name(&pipeline.pipeline.name) {
+        errors.push(FieldError::new(
+            "metadata.name",
+            format!("renders pipeline name {:?}, which CodePipeline rejects; use a DNS-1123 name", pipeline.pipeline.name),
+        ));
+    }
     trigger_patterns(group, pipeline, &mut errors);
     for stage in &pipeline.pipeline.stages {
         // Stages hold at most an approval and a deploy today; this keeps a future multi-action
@@ -44,13 +48,8 @@ pub(super) fn pipeline(
     errors
 }
 
-fn names(pipeline: &str, projects: &[Project], errors: &mut Vec<FieldError>) {
-    if !naming::is_valid_pipeline_name(pipeline) {
-        errors.push(FieldError::new(
-            "metadata.name",
-            format!("renders pipeline name {pipeline:?}, which CodePipeline rejects; use a DNS-1123 name"),
-        ));
-    }
+pub(super) fn projects(projects: &[Project]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
     for project in projects {
         if !naming::is_valid_project_name(&project.name) {
             errors.push(FieldError::new(
@@ -62,6 +61,7 @@ fn names(pipeline: &str, projects: &[Project], errors: &mut Vec<FieldError>) {
             ));
         }
     }
+    errors
 }
 
 /// A V2 push trigger's branch filter takes at most [`MAX_PATTERNS`] includes.

@@ -47,14 +47,15 @@ pub fn compile(bp: &BranchPipeline) -> Result<DesiredState, Vec<FieldError>> {
 /// Renders a validated spec. Errors are the AWS limits only the rendered form can show
 /// (configuration sizes, trigger pattern counts), each naming the spec field to change.
 pub fn render(spec: &ValidatedSpec) -> Result<DesiredState, Vec<FieldError>> {
+    let projects = projects::for_spec(spec);
     let mut state = DesiredState::default();
-    let mut errors = Vec::new();
+    let mut errors = checks::projects(&projects.list);
     for group in spec.groups() {
-        let (pipeline, projects) = pipeline(spec, &group);
-        errors.extend(checks::pipeline(spec, &group, &pipeline, &projects));
+        let pipeline = pipeline(spec, &group, &projects);
+        errors.extend(checks::pipeline(spec, &group, &pipeline));
         state.pipelines.push(pipeline);
-        state.projects.extend(projects);
     }
+    state.projects = projects.list;
     if errors.is_empty() {
         Ok(state)
     } else {
@@ -130,11 +131,14 @@ fn group_branches(spec: &ValidatedSpec, group: &Group<'_>) -> Branches {
     }
 }
 
-fn pipeline(spec: &ValidatedSpec, group: &Group<'_>) -> (DesiredPipeline, Vec<Project>) {
+fn pipeline(
+    spec: &ValidatedSpec,
+    group: &Group<'_>,
+    projects: &projects::SpecProjects,
+) -> DesiredPipeline {
     let suffix = (group.name != DEFAULT_GROUP).then_some(group.name);
     let name = naming::pipeline_name(&spec.namespace, &spec.name, suffix);
     let branches = group_branches(spec, group);
-    let projects = projects::for_group(spec, group, &name);
 
     let mut stage_list = vec![stages::source(
         spec,
@@ -164,14 +168,13 @@ fn pipeline(spec: &ValidatedSpec, group: &Group<'_>) -> (DesiredPipeline, Vec<Pr
         vec![stages::push_trigger(spec, branches.automatic.clone())]
     };
     let declaration = declaration(spec, name, stage_list, triggers);
-    let pipeline = DesiredPipeline {
+    DesiredPipeline {
         pipeline: declaration,
         tags: tags(spec),
         environments: group.environments.iter().map(|e| e.name.clone()).collect(),
         branches: branches.starting,
-        projects: projects.list.iter().map(|p| p.name.clone()).collect(),
-    };
-    (pipeline, projects.list)
+        projects: projects.used_by(spec, group),
+    }
 }
 
 fn declaration(

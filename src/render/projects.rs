@@ -1,34 +1,50 @@
-//! The CodeBuild projects of one pipeline: one per build stage, the shared deploy project, and
-//! one per environment with its own deploy settings. Pure.
+//! The CodeBuild projects of one BranchPipeline, shared by all its pipelines: one per build
+//! stage, the deploy project, and one per environment with its own deploy settings. Sharing
+//! them makes a stage's compute edit exactly one UpdateProject, and halves what the example
+//! costs of the CodeBuild project quota (5,000 per region; CodeBuild User Guide, "Quotas").
+//! Names are `<namespace>-<name>-<stage>`: the default pipeline group's name plus the stage, so
+//! the projects that group used before sharing keep their names. Pure.
 
 use super::model::*;
 use super::{MANAGER, tags};
 use crate::naming;
 use crate::resolved::{BuildSettings, Environment, Group, ValidatedSpec};
 
-/// A group's projects, in creation order, and which one each action runs.
-pub(super) struct GroupProjects {
+/// The resource's projects, in creation order, and which one each action runs.
+pub(super) struct SpecProjects {
     pub list: Vec<Project>,
-    pipeline: String,
+    base: String,
 }
 
-impl GroupProjects {
+impl SpecProjects {
     pub fn stage(&self, stage: &str) -> String {
-        naming::project_name(&self.pipeline, stage)
+        naming::project_name(&self.base, stage)
     }
 
     pub fn deploy_for(&self, env: &Environment) -> String {
         match env.own_deploy {
-            Some(_) => naming::project_name(&self.pipeline, &format!("deploy-{}", env.name)),
-            None => naming::project_name(&self.pipeline, "deploy"),
+            Some(_) => naming::project_name(&self.base, &format!("deploy-{}", env.name)),
+            None => naming::project_name(&self.base, "deploy"),
         }
+    }
+
+    /// The projects one pipeline group runs: every build stage's and its environments' deploys.
+    pub fn used_by(&self, spec: &ValidatedSpec, group: &Group<'_>) -> Vec<String> {
+        let mut names: Vec<String> = spec.stages.iter().map(|s| self.stage(&s.name)).collect();
+        for env in &group.environments {
+            let deploy = self.deploy_for(env);
+            if !names.contains(&deploy) {
+                names.push(deploy);
+            }
+        }
+        names
     }
 }
 
-pub(super) fn for_group(spec: &ValidatedSpec, group: &Group<'_>, pipeline: &str) -> GroupProjects {
-    let mut projects = GroupProjects {
+pub(super) fn for_spec(spec: &ValidatedSpec) -> SpecProjects {
+    let mut projects = SpecProjects {
         list: Vec::new(),
-        pipeline: pipeline.to_string(),
+        base: naming::pipeline_name(&spec.namespace, &spec.name, None),
     };
     let count = spec.stages.len();
     for (i, stage) in spec.stages.iter().enumerate() {
@@ -48,12 +64,12 @@ pub(super) fn for_group(spec: &ValidatedSpec, group: &Group<'_>, pipeline: &str)
             &stage.settings,
         ));
     }
-    if group.environments.iter().any(|e| e.own_deploy.is_none()) {
+    if spec.environments.iter().any(|e| e.own_deploy.is_none()) {
         let description = format!(
             "Deploy for {}/{}, managed by {MANAGER}",
             spec.namespace, spec.name
         );
-        let name = naming::project_name(pipeline, "deploy");
+        let name = naming::project_name(&projects.base, "deploy");
         projects.list.push(project(
             spec,
             name,
@@ -62,7 +78,7 @@ pub(super) fn for_group(spec: &ValidatedSpec, group: &Group<'_>, pipeline: &str)
             &spec.deploy.settings,
         ));
     }
-    for env in &group.environments {
+    for env in &spec.environments {
         if let Some(settings) = &env.own_deploy {
             let description = format!(
                 "Deploy to {} of {}/{}, managed by {MANAGER}",
