@@ -332,7 +332,11 @@ fn environment_deploy_override_gets_its_own_project() {
     // No environment of that pipeline uses the shared deploy project any more; the other
     // pipeline's environments still do.
     assert!(!prod_projects.contains(&"team-orders-orders-api-deploy".to_string()));
-    assert!(state.pipelines[0].projects.contains(&"team-orders-orders-api-deploy".to_string()));
+    assert!(
+        state.pipelines[0]
+            .projects
+            .contains(&"team-orders-orders-api-deploy".to_string())
+    );
     let p = state
         .projects
         .iter()

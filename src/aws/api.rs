@@ -16,8 +16,8 @@ pub struct ObservedPipeline {
     /// Fields set on the pipeline that the controller never sets (drift by definition).
     pub unmanaged: Vec<String>,
     pub arn: String,
-    /// Sorted by key.
-    pub tags: Vec<Tag>,
+    /// Sorted by key; `None` when they were not read (GetPipeline alone returns none).
+    pub tags: Option<Vec<Tag>>,
 }
 
 /// A project as AWS holds it, normalized into the render model (tags sorted by key).
@@ -51,6 +51,11 @@ pub struct StartRun {
 pub trait AwsApi: Send + Sync {
     /// GetPipeline plus ListTagsForResource. `Ok(None)` when the pipeline does not exist.
     async fn get_pipeline(&self, name: &str) -> Result<Option<ObservedPipeline>, AwsError>;
+    /// GetPipeline alone: the declaration and ARN, `tags: None`. One request.
+    async fn get_pipeline_declaration(
+        &self,
+        name: &str,
+    ) -> Result<Option<ObservedPipeline>, AwsError>;
     /// CreatePipeline with tags. Returns the ARN.
     async fn create_pipeline(
         &self,

@@ -134,7 +134,24 @@ fn arn(name: &str) -> String {
 impl AwsApi for FakeAws {
     async fn get_pipeline(&self, name: &str) -> Result<Option<ObservedPipeline>, AwsError> {
         self.call("GetPipeline", name).await?;
+        if !self.lock().pipelines.contains_key(name) {
+            return Ok(None);
+        }
+        self.call("ListTagsForResource", name).await?;
         Ok(self.lock().pipelines.get(name).cloned())
+    }
+
+    async fn get_pipeline_declaration(
+        &self,
+        name: &str,
+    ) -> Result<Option<ObservedPipeline>, AwsError> {
+        self.call("GetPipeline", name).await?;
+        Ok(self
+            .lock()
+            .pipelines
+            .get(name)
+            .cloned()
+            .map(|p| ObservedPipeline { tags: None, ..p }))
     }
 
     async fn create_pipeline(
@@ -151,7 +168,7 @@ impl AwsApi for FakeAws {
             declaration,
             unmanaged: Vec::new(),
             arn: arn(&pipeline.name),
-            tags,
+            tags: Some(tags),
         };
         self.lock()
             .pipelines
@@ -188,11 +205,12 @@ impl AwsApi for FakeAws {
         self.call("TagResource", arn).await?;
         let mut state = self.lock();
         if let Some(p) = state.pipelines.values_mut().find(|p| p.arn == arn) {
+            let stored = p.tags.get_or_insert_with(Vec::new);
             for tag in tags {
-                p.tags.retain(|t| t.key != tag.key);
-                p.tags.push(tag.clone());
+                stored.retain(|t| t.key != tag.key);
+                stored.push(tag.clone());
             }
-            p.tags.sort();
+            stored.sort();
         }
         Ok(())
     }
@@ -201,7 +219,9 @@ impl AwsApi for FakeAws {
         self.call("UntagResource", arn).await?;
         let mut state = self.lock();
         if let Some(p) = state.pipelines.values_mut().find(|p| p.arn == arn) {
-            p.tags.retain(|t| !keys.contains(&t.key));
+            p.tags
+                .get_or_insert_with(Vec::new)
+                .retain(|t| !keys.contains(&t.key));
         }
         Ok(())
     }
@@ -221,7 +241,7 @@ impl AwsApi for FakeAws {
             .lock()
             .pipelines
             .get(name)
-            .map(|p| (p.arn.clone(), p.tags.clone())))
+            .map(|p| (p.arn.clone(), p.tags.clone().unwrap_or_default())))
     }
 
     async fn get_projects(&self, names: &[String]) -> Result<Vec<ObservedProject>, AwsError> {

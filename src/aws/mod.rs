@@ -7,6 +7,7 @@ pub mod error;
 pub mod executions;
 #[cfg(test)]
 pub mod fake;
+pub mod inventory;
 pub mod metering;
 pub mod sdk;
 

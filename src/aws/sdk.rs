@@ -161,7 +161,23 @@ impl AwsApi for SdkAws {
             declaration,
             unmanaged,
             arn: fetched.arn,
-            tags,
+            tags: Some(tags),
+        }))
+    }
+
+    async fn get_pipeline_declaration(
+        &self,
+        name: &str,
+    ) -> Result<Option<ObservedPipeline>, AwsError> {
+        let Some(fetched) = self.fetch_pipeline(name).await? else {
+            return Ok(None);
+        };
+        let (declaration, unmanaged) = convert::pipeline_from_sdk(&fetched.declaration);
+        Ok(Some(ObservedPipeline {
+            declaration,
+            unmanaged,
+            arn: fetched.arn,
+            tags: None,
         }))
     }
 

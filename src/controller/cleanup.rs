@@ -6,13 +6,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use tracing::info;
 
+use super::sync::{Reads, known};
 use super::{Context, effects, now};
 use crate::api::*;
-use crate::aws::AwsApi;
 use crate::reconcile::apply;
 use crate::reconcile::diff::Plan;
 use crate::reconcile::error::Error;
-use crate::reconcile::observe::{self, Owned};
+use crate::reconcile::observe::{self, Scope};
 use crate::reconcile::outcome::{self, CleanupPlan, Facts, Outcome};
 
 pub(super) async fn cleanup(
@@ -35,38 +35,36 @@ pub(super) async fn cleanup(
             outcome::cleaned_up(&facts, &[])
         }
         CleanupPlan::Blocked(problem) => outcome::deletion_waits_for_annotation(&facts, &problem),
-        CleanupPlan::Delete => delete_owned(bp, ctx.aws.as_ref(), &facts).await,
+        CleanupPlan::Delete => delete_owned(bp, &ctx.reads(bp), &facts).await,
     };
     if matches!(outcome.managed, outcome::Managed::Gone) {
         // Runs belong to their BranchPipeline; clusters whose garbage collector follows owner
         // references would remove them anyway.
         let deleted = super::runs::delete_runs_of(ctx, bp).await?;
         info!(runs = deleted, "deleted the resource's BranchPipelineRuns");
+        ctx.forget(&super::key(bp));
     }
     effects::carry_out(ctx, api, bp, outcome).await
 }
 
 /// Observe everything tagged as this resource's, then delete it: pipelines before the projects
 /// they run.
-async fn delete_owned(bp: &BranchPipeline, aws: &dyn AwsApi, facts: &Facts<'_>) -> Outcome {
-    let hints = Owned {
-        pipelines: facts
-            .previous
-            .pipelines
-            .iter()
-            .map(|p| p.name.clone())
-            .collect(),
-        projects: facts.previous.projects.clone(),
+async fn delete_owned(bp: &BranchPipeline, reads: &Reads<'_>, facts: &Facts<'_>) -> Outcome {
+    let aws = reads.aws;
+    let snapshot = match reads.inventory.snapshot(aws, reads.max_age).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => return outcome::deletion_failed(facts, e, &[]),
     };
-    let owned = match observe::discover_owned(
-        aws,
-        &bp.namespace().unwrap_or_default(),
-        &bp.name_any(),
-        &Default::default(),
-        &hints,
-    )
-    .await
-    {
+    let (namespace, name) = (bp.namespace().unwrap_or_default(), bp.name_any());
+    let known = known(facts.previous);
+    let scope = Scope {
+        namespace: &namespace,
+        name: &name,
+        known: &known,
+        snapshot: Some(&snapshot),
+        pass: reads.pass,
+    };
+    let owned = match observe::discover_owned(aws, &scope).await {
         Ok(owned) => owned,
         Err(e) => return outcome::deletion_failed(facts, e, &[]),
     };
@@ -92,8 +90,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::aws::Retry;
     use crate::aws::fake::FakeAws;
+    use crate::aws::{AwsApi, Retry};
     use crate::reconcile::outcome::{Managed, Next};
     use crate::reconcile::policy::{Defaults, settings};
     use crate::{manifest, render};
@@ -136,7 +134,14 @@ mod tests {
             settings: &s,
             now: "t",
         };
-        delete_owned(bp, aws, &facts).await
+        let inventory = crate::aws::inventory::Inventory::default();
+        let reads = Reads {
+            aws,
+            inventory: &inventory,
+            pass: 0,
+            max_age: Duration::from_secs(600),
+        };
+        delete_owned(bp, &reads, &facts).await
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use tracing::{Instrument, error, info_span, warn};
 
 use crate::api::*;
 use crate::aws::AwsApi;
+use crate::aws::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::reconcile::error::Error;
 use crate::reconcile::events::EventSpec;
@@ -59,6 +60,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for backoff; cleared on success.
     failures: Mutex<HashMap<String, u32>>,
+    /// The account's pipelines and projects, listed at most once per resync interval.
+    pub inventory: Inventory,
+    /// Reconciles per object, so each pass reads a different pipeline's tags.
+    passes: Mutex<HashMap<String, usize>>,
 }
 
 impl Context {
@@ -79,6 +84,34 @@ impl Context {
             config,
             metrics,
             failures: Mutex::default(),
+            inventory: Inventory::default(),
+            passes: Mutex::default(),
+        }
+    }
+
+    /// This object's pass number, counting up.
+    fn next_pass(&self, key: &str) -> usize {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        let n = passes.entry(key.to_string()).or_insert(0);
+        *n = n.wrapping_add(1);
+        *n
+    }
+
+    /// Drops what is kept in memory about an object that is gone.
+    fn forget(&self, key: &str) {
+        self.passes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// What the AWS half of a reconcile reads with.
+    fn reads(&self, bp: &BranchPipeline) -> sync::Reads<'_> {
+        sync::Reads {
+            aws: self.aws.as_ref(),
+            inventory: &self.inventory,
+            pass: self.next_pass(&key(bp)),
+            max_age: self.config.resync_interval,
         }
     }
 

@@ -1,5 +1,7 @@
 //! The Apply branch: observe AWS, decide, carry out.
 
+use std::time::Duration;
+
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -8,10 +10,11 @@ use tracing::info;
 use super::{Context, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
+use crate::aws::inventory::Inventory;
 use crate::reconcile::apply;
 use crate::reconcile::diff::{self, Owner};
 use crate::reconcile::error::{Error, Step};
-use crate::reconcile::observe::{self, Owned};
+use crate::reconcile::observe::{self, Owned, Scope};
 use crate::reconcile::outcome::{self, Facts, Outcome};
 use crate::render::{self, DesiredState};
 
@@ -31,30 +34,48 @@ pub(super) async fn sync(
     };
     let outcome = match render::compile(bp) {
         Err(errors) => outcome::invalid_spec(&facts, &errors),
-        Ok(desired) => sync_aws(bp, ctx.aws.as_ref(), &facts, &desired).await,
+        Ok(desired) => sync_aws(bp, &ctx.reads(bp), &facts, &desired).await,
     };
     effects::carry_out(ctx, api, bp, outcome).await
+}
+
+/// How the AWS half of a reconcile reads: the client, the shared listing (consulted only to
+/// discover what the status does not name, and listed again when older than `max_age`), and
+/// this object's pass number.
+pub(super) struct Reads<'a> {
+    pub aws: &'a dyn AwsApi,
+    pub inventory: &'a Inventory,
+    pub pass: usize,
+    pub max_age: Duration,
 }
 
 /// Observe → plan → apply → decide.
 async fn sync_aws(
     bp: &BranchPipeline,
-    aws: &dyn AwsApi,
+    reads: &Reads<'_>,
     facts: &Facts<'_>,
     desired: &DesiredState,
 ) -> Outcome {
+    let aws = reads.aws;
     let namespace = bp.namespace().unwrap_or_default();
     let name = bp.name_any();
-    let hints = Owned {
-        pipelines: facts
-            .previous
-            .pipelines
-            .iter()
-            .map(|p| p.name.clone())
-            .collect(),
-        projects: facts.previous.projects.clone(),
+    let known = known(facts.previous);
+    let snapshot = if observe::needs_discovery(desired, &known) {
+        match reads.inventory.snapshot(aws, reads.max_age).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
+        }
+    } else {
+        None
     };
-    let observed = match observe::observe(aws, desired, &namespace, &name, &hints).await {
+    let scope = Scope {
+        namespace: &namespace,
+        name: &name,
+        known: &known,
+        snapshot: snapshot.as_deref(),
+        pass: reads.pass,
+    };
+    let observed = match observe::observe(aws, desired, &scope).await {
         Ok(observed) => observed,
         Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
     };
@@ -74,6 +95,14 @@ async fn sync_aws(
         return outcome::aws_failed(facts, Step::Apply, e, &done);
     }
     outcome::synced(facts, desired, &observed, &plan, &done)
+}
+
+/// What the last status named as this resource's.
+pub(super) fn known(status: &BranchPipelineStatus) -> Owned {
+    Owned {
+        pipelines: status.pipelines.iter().map(|p| p.name.clone()).collect(),
+        projects: status.projects.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +149,14 @@ mod tests {
             now: "t",
         };
         let desired = render::compile(bp).expect("renders");
-        sync_aws(bp, aws, &facts, &desired).await
+        let inventory = Inventory::default();
+        let reads = Reads {
+            aws,
+            inventory: &inventory,
+            pass: 0,
+            max_age: Duration::from_secs(600),
+        };
+        sync_aws(bp, &reads, &facts, &desired).await
     }
 
     fn reasons(out: &Outcome) -> Vec<&str> {
@@ -135,10 +171,7 @@ mod tests {
         assert!(matches!(out.next, Next::Requeue(_)));
         assert_eq!(aws.count("CreateProject"), 4, "shared by both pipelines");
         assert_eq!(aws.count("CreatePipeline"), 2);
-        assert_eq!(
-            reasons(&out).iter().filter(|r| **r == "Created").count(),
-            6
-        );
+        assert_eq!(reasons(&out).iter().filter(|r| **r == "Created").count(), 6);
         let again = sync_once(&aws, &bp, &out.status).await;
         assert!(again.events.is_empty());
         assert_eq!(

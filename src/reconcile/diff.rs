@@ -167,14 +167,19 @@ pub fn plan(desired: &DesiredState, observed: &Observed, owner: &Owner<'_>) -> P
             plan.create_pipelines.push(desired.clone());
             continue;
         };
-        if let Err(foreign) = owner.allows(Kind::Pipeline, name, &seen.tags) {
+        // Tags unread means observe knew the pipeline as ours (see observe::TagAudit).
+        if let Some(tags) = &seen.tags
+            && let Err(foreign) = owner.allows(Kind::Pipeline, name, tags)
+        {
             plan.foreign.push(foreign);
             continue;
         }
         if pipeline_differs(&desired.pipeline, seen) {
             plan.update_pipelines.push(desired.pipeline.clone());
         }
-        if let Some(change) = tag_change(name, &seen.arn, &desired.tags, &seen.tags) {
+        if let Some(tags) = &seen.tags
+            && let Some(change) = tag_change(name, &seen.arn, &desired.tags, tags)
+        {
             plan.retag_pipelines.push(change);
         }
     }
@@ -249,7 +254,7 @@ mod tests {
                         "arn:aws:codepipeline:us-east-1:111122223333:{}",
                         p.pipeline.name
                     ),
-                    tags: p.tags.clone(),
+                    tags: Some(p.tags.clone()),
                 },
             );
         }
@@ -376,10 +381,12 @@ mod tests {
             .pipelines
             .get_mut(&name)
             .expect("present in the fixture");
-        seen.tags = other
-            .into_iter()
-            .map(|(key, value)| Tag { key, value })
-            .collect();
+        seen.tags = Some(
+            other
+                .into_iter()
+                .map(|(key, value)| Tag { key, value })
+                .collect(),
+        );
         seen.declaration.stages.pop();
         let plan = plan(&state, &observed, &OWNER);
         assert!(plan.update_pipelines.is_empty());

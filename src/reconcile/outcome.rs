@@ -456,7 +456,7 @@ mod tests {
                     declaration,
                     unmanaged: vec![],
                     arn: format!("arn:aws:codepipeline:us-east-1:1:{}", p.pipeline.name),
-                    tags: p.tags.clone(),
+                    tags: Some(p.tags.clone()),
                 },
             );
         }

@@ -16,7 +16,10 @@ pub(super) fn pipeline(
     if !naming::is_valid_pipeline_name(&pipeline.pipeline.name) {
         errors.push(FieldError::new(
             "metadata.name",
-            format!("renders pipeline name {:?}, which CodePipeline rejects; use a DNS-1123 name", pipeline.pipeline.name),
+            format!(
+                "renders pipeline name {:?}, which CodePipeline rejects; use a DNS-1123 name",
+                pipeline.pipeline.name
+            ),
         ));
     }
     trigger_patterns(group, pipeline, &mut errors);

@@ -43,7 +43,7 @@ async fn create_renders_two_pipelines_and_eight_projects() -> Result<()> {
         let mut declaration = seen.declaration.clone();
         declaration.version = None;
         assert_eq!(declaration, want.pipeline);
-        assert_eq!(seen.tags, want.tags);
+        assert_eq!(seen.tags.as_ref(), Some(&want.tags));
     }
     let seen = h.aws.get_projects(&projects).await?;
     for want in &desired.projects {
@@ -173,7 +173,8 @@ async fn growing_and_shrinking_touch_only_the_affected_pipeline() -> Result<()> 
     assert_eq!(projects.len(), 4);
     assert!(projects.iter().all(|p| !p.contains("production")));
     assert_eq!(h.count("DeletePipeline").await?, 1);
-    assert_eq!(h.count("DeleteProject").await?, 4);
+    // The projects are shared: the remaining pipeline still runs all of them.
+    assert_eq!(h.count("DeleteProject").await?, 0);
     assert_eq!(
         h.count("UpdatePipeline").await?,
         1,
@@ -228,7 +229,9 @@ async fn idle_restart_and_resync_make_no_writes() -> Result<()> {
     h.stop_controller(first);
     let before = h.mutating_calls().await?;
 
-    let second = h.start_controller(&["--resync-interval", "1s"])?;
+    let port = support::process::free_port()?;
+    let metrics = format!("127.0.0.1:{port}");
+    let second = h.start_controller(&["--resync-interval", "1s", "--metrics-addr", &metrics])?;
     // A restart reconciles everything once; then resyncs run. By the fourth plan, the
     // restart's reconcile and two resyncs have finished.
     h.wait_reconciles(second, 4).await?;
@@ -239,7 +242,44 @@ async fn idle_restart_and_resync_make_no_writes() -> Result<()> {
         "no mutating AWS call after restart\n{}",
         h.logs()
     );
+
+    // What a steady pass reads: each pipeline, one project batch, one pipeline's tags in
+    // turn, and no listing of the account. Counted by the controller's own metrics, since
+    // other tests share moto.
+    let base = format!("http://{metrics}");
+    let start = aws_calls(&base).await?;
+    h.wait_reconciles(second, 10).await?;
+    let end = aws_calls(&base).await?;
+    let count = |op: &str| end.get(op).copied().unwrap_or(0) - start.get(op).copied().unwrap_or(0);
+    let passes = count("BatchGetProjects");
+    assert!(passes >= 4, "{start:?} {end:?}");
+    assert_eq!(count("ListPipelines") + count("ListProjects"), 0, "{end:?}");
+    assert!(count("GetPipeline") <= 2 * passes + 2, "{end:?}");
+    assert!(count("ListTagsForResource") <= passes + 1, "{end:?}");
+    let reads: u64 = end.values().sum::<u64>() - start.values().sum::<u64>();
+    println!("steady state: {passes} passes, {reads} AWS reads, 0 writes");
     Ok(())
+}
+
+/// AWS requests by operation, from a controller's /metrics.
+async fn aws_calls(base: &str) -> Result<std::collections::BTreeMap<String, u64>> {
+    let text = support::http::request(base, "GET", "/metrics", &[], b"")
+        .await?
+        .text();
+    let mut calls = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("branchpipeline_aws_requests_total{operation=\"") else {
+            continue;
+        };
+        let (operation, rest) = rest.split_once('"').unwrap_or_default();
+        let value: u64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        *calls.entry(operation.to_string()).or_insert(0) += value;
+    }
+    Ok(calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,11 +368,12 @@ async fn foreign_and_untagged_pipelines_are_left_alone_unless_adopted() -> Resul
     h.annotate(NAME, annotations::ADOPT, "true").await?;
     h.eventually("the untagged pipeline to be adopted", || async {
         let seen = h.aws.get_pipeline(&main.pipeline.name).await?.unwrap();
-        Ok(seen.tags == main.tags && seen.declaration.stages.len() == main.pipeline.stages.len())
+        Ok(seen.tags.as_ref() == Some(&main.tags)
+            && seen.declaration.stages.len() == main.pipeline.stages.len())
     })
     .await?;
     let foreign = h.aws.get_pipeline(&prod.pipeline.name).await?.unwrap();
-    assert_eq!(foreign.tags, other);
+    assert_eq!(foreign.tags, Some(other));
     assert_eq!(foreign.declaration.stages.len(), prod_decl.stages.len());
     let controller_calls = h.mutating_calls().await?[before..].to_vec();
     assert!(
@@ -489,5 +530,97 @@ async fn project_drift_is_repaired_on_resync() -> Result<()> {
             .any(|(reason, note)| reason == "DriftRepaired" && note.contains(&name)))
     })
     .await?;
+    Ok(())
+}
+
+/// Projects used to be one set per pipeline; now they are shared. An upgrade creates nothing
+/// new for the default group (its projects keep their names), points the other pipelines at
+/// the shared projects, and only then deletes the old ones: no pipeline ever names a project
+/// that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_pipeline_projects_migrate_to_shared_ones_without_breaking_a_pipeline() -> Result<()> {
+    let mut h = Harness::new("migrate").await?;
+    let first = h.start_controller(&[])?;
+    let bp = h.example();
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    h.stop_controller(first);
+
+    // The layout an earlier version made: the production pipeline runs projects of its own.
+    let desired = h.render(&bp);
+    let production = desired.pipelines[1].pipeline.name.clone();
+    let shared = format!("{}-orders-api-", h.ns);
+    let old = format!("{production}-");
+    let mut old_names = Vec::new();
+    for project in &desired.projects {
+        let mut copy = project.clone();
+        copy.name = project.name.replacen(&shared, &old, 1);
+        h.aws.create_project(&copy).await?;
+        old_names.push(copy.name);
+    }
+    let mut declaration = h
+        .aws
+        .get_pipeline(&production)
+        .await?
+        .expect("production pipeline")
+        .declaration;
+    for action in declaration.stages.iter_mut().flat_map(|s| &mut s.actions) {
+        if let Some(project) = action.configuration.get_mut("ProjectName") {
+            *project = project.replacen(&shared, &old, 1);
+        }
+    }
+    h.aws.update_pipeline(&declaration).await?;
+    let mut projects = h.api.get(NAME).await?.status.unwrap_or_default().projects;
+    projects.extend(old_names.iter().cloned());
+    let patch = serde_json::json!({"status": {"projects": projects}});
+    h.api
+        .patch_status(
+            NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    let start = h.bed.aws_requests().await?.len();
+
+    h.start_controller(&[])?;
+    h.eventually("the old projects to be deleted", || async {
+        let (_, projects) = h.aws_inventory().await?;
+        Ok(old_names.iter().all(|o| !projects.contains(o)))
+    })
+    .await?;
+    h.wait_ready(NAME).await?;
+    let log: Vec<(String, String)> = h.bed.aws_requests().await?[start..]
+        .iter()
+        .filter_map(|r| Some((r.action.clone()?, r.resource.clone()?)))
+        .collect();
+    let at =
+        |action: &str, resource: &str| log.iter().position(|(a, r)| a == action && r == resource);
+    let updated = at("UpdatePipeline", &production).expect("the production pipeline was updated");
+    for name in &old_names {
+        let deleted = at("DeleteProject", name).expect("old project deleted");
+        assert!(
+            updated < deleted,
+            "{name} deleted before the pipeline moved off it: {log:?}"
+        );
+    }
+    assert!(
+        log.iter()
+            .all(|(a, _)| a != "CreateProject" && a != "DeletePipeline"),
+        "{log:?}"
+    );
+    let seen = h.aws.get_pipeline(&production).await?.expect("exists");
+    let names: Vec<&String> = seen
+        .declaration
+        .stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| a.configuration.get("ProjectName"))
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(&shared) && !n.starts_with(&old)),
+        "{names:?}"
+    );
     Ok(())
 }

@@ -119,10 +119,10 @@ async fn metrics_and_probes_answer_after_a_reconcile() -> Result<()> {
         "branchpipeline_reconciles_total{result=\"ok\"}",
         "branchpipeline_reconcile_duration_seconds_bucket",
         "branchpipeline_aws_requests_total{operation=\"CreatePipeline\",outcome=\"success\"} 2",
-        "branchpipeline_aws_requests_total{operation=\"CreateProject\",outcome=\"success\"} 8",
+        "branchpipeline_aws_requests_total{operation=\"CreateProject\",outcome=\"success\"} 4",
         "branchpipeline_drift_repairs_total 0",
         "branchpipeline_managed_pipelines 2",
-        "branchpipeline_managed_projects 8",
+        "branchpipeline_managed_projects 4",
     ] {
         assert!(text.contains(series), "missing {series} in\n{text}");
     }

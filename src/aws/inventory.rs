@@ -1,0 +1,134 @@
+//! One listing of the account's pipelines and projects, shared by every reconcile.
+//!
+//! Listing costs a call per 100 resources (ListPipelines, ListProjects pages; CodePipeline and
+//! CodeBuild API Reference), so a listing per reconcile costs O(N) calls each and O(N²) per
+//! resync pass. Reconciles read their own resources by name instead, and consult this snapshot
+//! only to discover resources their status does not name (a crash before a status write, a
+//! renamed pipeline group). The snapshot is refreshed at most once per `max_age`, by one
+//! caller at a time (single flight): the others wait for its result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use super::{AwsApi, AwsError};
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pipelines: Vec<String>,
+    pub projects: Vec<String>,
+}
+
+impl Snapshot {
+    /// Names starting with `prefix`, as `(pipelines, projects)`.
+    pub fn with_prefix(
+        &self,
+        pipeline_prefix: &str,
+        project_prefix: &str,
+    ) -> (Vec<String>, Vec<String>) {
+        let pick = |names: &[String], prefix: &str| {
+            names
+                .iter()
+                .filter(|n| n.starts_with(prefix))
+                .cloned()
+                .collect()
+        };
+        (
+            pick(&self.pipelines, pipeline_prefix),
+            pick(&self.projects, project_prefix),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct Inventory {
+    latest: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+}
+
+impl Inventory {
+    /// The snapshot, listing the account again if it is older than `max_age`.
+    pub async fn snapshot(
+        &self,
+        aws: &dyn AwsApi,
+        max_age: Duration,
+    ) -> Result<Arc<Snapshot>, AwsError> {
+        // Held across the listing: concurrent callers wait for this one's result.
+        let mut latest = self.latest.lock().await;
+        if let Some((at, snapshot)) = latest.as_ref()
+            && at.elapsed() < max_age
+        {
+            return Ok(snapshot.clone());
+        }
+        let pipelines = aws
+            .list_pipelines()
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let projects = aws.list_projects().await?;
+        let snapshot = Arc::new(Snapshot {
+            pipelines,
+            projects,
+        });
+        *latest = Some((Instant::now(), snapshot.clone()));
+        Ok(snapshot)
+    }
+
+    /// The last snapshot's counts, for the quota metrics; `None` before the first listing.
+    pub async fn counts(&self) -> Option<(usize, usize)> {
+        self.latest
+            .lock()
+            .await
+            .as_ref()
+            .map(|(_, s)| (s.pipelines.len(), s.projects.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::fake::FakeAws;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_listing_until_it_is_old() {
+        let aws = Arc::new(FakeAws::default());
+        let inventory = Arc::new(Inventory::default());
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let (aws, inventory) = (aws.clone(), inventory.clone());
+                tokio::spawn(async move {
+                    inventory
+                        .snapshot(aws.as_ref(), Duration::from_secs(60))
+                        .await
+                        .map(|s| s.pipelines.len())
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("joins").expect("lists");
+        }
+        assert_eq!(aws.count("ListPipelines"), 1);
+        assert_eq!(aws.count("ListProjects"), 1);
+        inventory
+            .snapshot(aws.as_ref(), Duration::ZERO)
+            .await
+            .expect("lists");
+        assert_eq!(
+            aws.count("ListPipelines"),
+            2,
+            "an old snapshot is listed again"
+        );
+    }
+
+    #[test]
+    fn prefixes_pick_a_resources_names() {
+        let s = Snapshot {
+            pipelines: vec!["ns-a".into(), "ns-a-production".into(), "ns-b".into()],
+            projects: vec!["ns-a-lint".into(), "other".into()],
+        };
+        let (p, j) = s.with_prefix("ns-a", "ns-a");
+        assert_eq!(p, ["ns-a", "ns-a-production"]);
+        assert_eq!(j, ["ns-a-lint"]);
+    }
+}
