@@ -32,9 +32,6 @@ pub struct BranchPipelineStatus {
     /// The CodeBuild projects this resource renders and owns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
-    /// RFC 3339 time of the last successful sync with AWS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_time: Option<String>,
 }
 
 impl BranchPipelineStatus {

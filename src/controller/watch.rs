@@ -108,7 +108,7 @@ async fn run_one(
     on_synced: impl Fn() + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    // Status writes must not trigger reconciles (each would write lastSyncTime again): react to
+    // Status writes must not trigger reconciles (the controller's own writes would loop): react to
     // spec, annotation, finalizer and deletion changes only.
     let (reader, writer) = kube::runtime::reflector::store();
     let mut first_list = Some(on_synced);

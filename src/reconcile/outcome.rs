@@ -176,7 +176,6 @@ pub fn synced(
             f.now,
         );
     }
-    out.status.last_sync_time = Some(f.now.to_string());
     out.managed = Managed::Counts {
         pipelines: out.status.pipelines.len(),
         projects: out.status.projects.len(),
