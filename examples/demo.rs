@@ -195,7 +195,7 @@ fn print_status(bp: &BranchPipeline) {
         );
     }
     println!(
-        "  observedGeneration={:?} lastSyncTime={:?}",
-        status.observed_generation, status.last_sync_time
+        "  observedGeneration={:?} syncedGeneration={:?}",
+        status.observed_generation, status.synced_generation
     );
 }

@@ -108,6 +108,23 @@ pub fn jittered(d: Duration) -> Duration {
         .unwrap_or(Duration::MAX)
 }
 
+/// How long until this object's next resync slot. Each object resyncs at a fixed phase of the
+/// interval, taken from `seed` (a hash of its identity), so resyncs spread evenly over the
+/// interval instead of bunching where the objects were created or the controller started. Never
+/// less than a tenth of the interval, so a reconcile just before its slot does not run twice.
+pub fn slot_delay(seed: u64, interval: Duration, since_epoch: Duration) -> Duration {
+    let period = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let phase = seed % period;
+    let position = u64::try_from(since_epoch.as_millis() % u128::from(period)).unwrap_or(0);
+    let mut delay = (phase + period - position) % period;
+    if delay < period / 10 {
+        delay = delay.saturating_add(period);
+    }
+    Duration::from_millis(delay)
+}
+
 /// `d * num / den` in integer nanoseconds, `None` past `Duration::MAX`.
 pub fn fraction_of(d: Duration, num: u16, den: u16) -> Option<Duration> {
     let nanos = d.as_nanos().checked_mul(u128::from(num))? / u128::from(den.max(1));
@@ -194,6 +211,27 @@ mod tests {
         }
         assert_eq!(jittered(Duration::MAX), Duration::MAX);
         assert!(jittered(Duration::from_secs(u64::MAX / 2)) >= Duration::from_secs(u64::MAX / 2));
+    }
+
+    #[test]
+    fn slots_spread_objects_evenly_and_come_round_every_interval() {
+        let interval = Duration::from_secs(600);
+        let now = Duration::from_secs(1_764_230_400);
+        let mut buckets = [0usize; 10];
+        for seed in 0..1000u64 {
+            let seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let d = slot_delay(seed, interval, now);
+            assert!(d >= interval / 10 && d <= interval + interval / 10, "{d:?}");
+            // The slot after that is one interval later.
+            assert_eq!(slot_delay(seed, interval, now + d), interval);
+            let at = (now + d).as_secs() % 600;
+            buckets[usize::try_from(at / 60).expect("small")] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&b| (60..=140).contains(&b)),
+            "{buckets:?}"
+        );
+        assert!(slot_delay(7, Duration::ZERO, now) >= Duration::ZERO);
     }
 
     #[test]

@@ -71,6 +71,9 @@ struct RunArgs {
     /// How long a lease is valid without renewal; a crashed leader is replaced within this.
     #[arg(long, default_value = "15s", value_parser = duration::parse)]
     lease_duration: Duration,
+    /// Reconciles in flight at once (per kind); the others wait. Sized for two cores.
+    #[arg(long, default_value_t = 16)]
+    max_concurrent_reconciles: u16,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
@@ -153,6 +156,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             PolicyArg::Delete => DeletionPolicy::Delete,
             PolicyArg::Retain => DeletionPolicy::Retain,
         }),
+        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
         ..Config::default()
     };
     tracing::info!(

@@ -28,6 +28,7 @@ pub(super) async fn cleanup(
         previous: &previous,
         settings: &settings,
         now: &now,
+        next_resync: ctx.next_resync(bp, settings.resync_interval),
     };
     let outcome = match outcome::cleanup_plan(&settings) {
         CleanupPlan::Retain => {
@@ -133,6 +134,7 @@ mod tests {
             previous,
             settings: &s,
             now: "t",
+            next_resync: Duration::from_secs(600),
         };
         let inventory = crate::aws::inventory::Inventory::default();
         let reads = Reads {

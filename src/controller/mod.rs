@@ -4,7 +4,7 @@
 //! AWS, the pure functions in [`crate::reconcile::outcome`] decide, and [`effects`] writes the
 //! status, publishes the events and moves the metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, ResourceExt};
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::api::*;
 use crate::aws::AwsApi;
@@ -21,6 +21,7 @@ use crate::aws::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::reconcile::error::Error;
 use crate::reconcile::events::EventSpec;
+use crate::reconcile::outcome;
 use crate::reconcile::policy::{self, Defaults, Settings};
 use crate::render::MANAGER;
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub deletion_policy: Option<DeletionPolicy>,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
+    /// Reconciles in flight at once, per controller (BranchPipelines, runs).
+    pub max_concurrent_reconciles: u16,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             deletion_policy: None,
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
+            max_concurrent_reconciles: 16,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct Context {
     pub inventory: Inventory,
     /// Reconciles per object, so each pass reads a different pipeline's tags.
     passes: Mutex<HashMap<String, usize>>,
+    /// Objects this process has seen: the first reconcile of a settled one waits for its slot.
+    seen: Mutex<HashSet<String>>,
 }
 
 impl Context {
@@ -86,7 +92,39 @@ impl Context {
             failures: Mutex::default(),
             inventory: Inventory::default(),
             passes: Mutex::default(),
+            seen: Mutex::default(),
         }
+    }
+
+    /// On an object's first reconcile in this process, if it is settled (see
+    /// [`outcome::is_settled`]), how long until its resync slot; it is counted as managed from
+    /// its status meanwhile.
+    fn defer_first(&self, bp: &BranchPipeline) -> Option<Duration> {
+        let key = key(bp);
+        let first = self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        let settings = self.settings(bp);
+        if !first || !outcome::is_settled(bp, &settings) {
+            return None;
+        }
+        let status = bp.status.as_ref()?;
+        self.metrics
+            .set_managed(&key, Some((status.pipelines.len(), status.projects.len())));
+        Some(self.next_resync(bp, settings.resync_interval))
+    }
+
+    /// Until `bp`'s next resync slot: a fixed phase of the interval per object.
+    fn next_resync(&self, bp: &BranchPipeline, interval: Duration) -> Duration {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bp.uid().unwrap_or_else(|| key(bp)).hash(&mut h);
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        crate::duration::slot_delay(h.finish(), interval, since_epoch)
     }
 
     /// This object's pass number, counting up.
@@ -100,6 +138,10 @@ impl Context {
     /// Drops what is kept in memory about an object that is gone.
     fn forget(&self, key: &str) {
         self.passes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        self.seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
@@ -134,6 +176,13 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
     let namespace = bp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let span = info_span!("reconcile", namespace = %namespace, name = %bp.name_any(), generation = bp.metadata.generation);
     async move {
+        if let Some(slot) = ctx.defer_first(&bp) {
+            debug!(
+                in_s = slot.as_secs(),
+                "settled at start; resyncing at its slot"
+            );
+            return Ok(Action::requeue(slot));
+        }
         let started = std::time::Instant::now();
         let result = guarded(&bp, &ctx, &namespace).await;
         match &result {

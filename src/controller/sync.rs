@@ -31,6 +31,7 @@ pub(super) async fn sync(
         previous: &previous,
         settings: &settings,
         now: &now,
+        next_resync: ctx.next_resync(bp, settings.resync_interval),
     };
     let outcome = match render::compile(bp) {
         Err(errors) => outcome::invalid_spec(&facts, &errors),
@@ -147,6 +148,7 @@ mod tests {
             previous,
             settings: &s,
             now: "t",
+            next_resync: Duration::from_secs(600),
         };
         let desired = render::compile(bp).expect("renders");
         let inventory = Inventory::default();

@@ -90,7 +90,17 @@ async fn run_runs(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(api, watcher::Config::default())
+    // Like the BranchPipeline watch: trimmed, and blind to the controller's own status writes
+    // (a run in progress is polled by requeue, not by its status changing).
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .filter(|event| futures::future::ready(!is_gone(event)))
+        .modify(trim)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(run_relevant, Default::default());
+    Controller::for_stream(stream, reader)
+        .with_config(controller_config(&ctx))
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(runs::reconcile, runs::error_policy, ctx)
@@ -114,6 +124,7 @@ async fn run_one(
     let mut first_list = Some(on_synced);
     let stream = watcher(api, watcher::Config::default())
         .filter(|event| futures::future::ready(!is_gone(event)))
+        .modify(trim)
         .reflect(writer)
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone)
@@ -125,6 +136,7 @@ async fn run_one(
         .applied_objects()
         .predicate_filter(reconcile_relevant, Default::default());
     Controller::for_stream(stream, reader)
+        .with_config(controller_config(&ctx))
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -136,8 +148,22 @@ async fn run_one(
         .await;
 }
 
+fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles)
+}
+
+/// What the cache keeps of each object: no managedFields and no client-side apply copy, which
+/// can be as large as the object itself and which no reconcile reads.
+fn trim<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// A watch error meaning "relist", which the watcher does on its next poll.
-fn is_gone(event: &Result<watcher::Event<BranchPipeline>, watcher::Error>) -> bool {
+fn is_gone<K>(event: &Result<watcher::Event<K>, watcher::Error>) -> bool {
     match event {
         Err(watcher::Error::WatchError(status)) if status.code == 410 => {
             debug!("watch resource version expired; relisting");
@@ -156,6 +182,14 @@ fn reconcile_relevant(bp: &BranchPipeline) -> Option<u64> {
     bp.metadata.annotations.hash(&mut h);
     bp.metadata.finalizers.hash(&mut h);
     bp.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+fn run_relevant(run: &BranchPipelineRun) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    run.metadata.generation.hash(&mut h);
+    run.metadata.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
 }
 
@@ -217,12 +251,16 @@ mod tests {
             code: 410,
             ..Default::default()
         };
-        assert!(is_gone(&Err(watcher::Error::WatchError(Box::new(gone)))));
+        assert!(is_gone::<BranchPipeline>(&Err(watcher::Error::WatchError(
+            Box::new(gone)
+        ))));
         let other = kube::core::Status {
             code: 500,
             ..Default::default()
         };
-        assert!(!is_gone(&Err(watcher::Error::WatchError(Box::new(other)))));
-        assert!(!is_gone(&Ok(watcher::Event::InitDone)));
+        assert!(!is_gone::<BranchPipeline>(&Err(
+            watcher::Error::WatchError(Box::new(other))
+        )));
+        assert!(!is_gone::<BranchPipeline>(&Ok(watcher::Event::InitDone)));
     }
 }

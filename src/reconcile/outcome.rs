@@ -16,7 +16,6 @@ use super::policy::{AnnotationProblem, Settings};
 use super::status::{self, reason};
 use crate::api::*;
 use crate::aws::AwsError;
-use crate::duration;
 use crate::render::DesiredState;
 use crate::validate::FieldError;
 
@@ -60,6 +59,8 @@ pub struct Facts<'a> {
     pub settings: &'a Settings,
     /// RFC 3339, for condition transition times.
     pub now: &'a str,
+    /// Until this object's next resync slot (see [`duration::slot_delay`]).
+    pub next_resync: Duration,
 }
 
 impl Facts<'_> {
@@ -79,10 +80,6 @@ impl Facts<'_> {
         self.previous.condition(condition).is_some_and(|c| {
             c.reason == reason && c.message == message && c.observed_generation == self.generation
         })
-    }
-
-    fn resync(&self) -> Duration {
-        self.settings.resync_interval
     }
 }
 
@@ -143,7 +140,7 @@ pub fn synced(
     plan: &Plan,
     done: &[Change],
 ) -> Outcome {
-    let mut out = f.outcome(Next::Requeue(duration::jittered(f.resync())));
+    let mut out = f.outcome(Next::Requeue(f.next_resync));
     report_changes(&mut out, done, is_drift(f, plan));
     fill_inventory(&mut out.status, desired, observed, done, &plan.foreign);
     if plan.foreign.is_empty() {
@@ -181,6 +178,30 @@ pub fn synced(
         projects: out.status.projects.len(),
     };
     with_annotations(f, out)
+}
+
+/// Whether `bp` looked in line with AWS when last reconciled and has not changed since: its
+/// first reconcile after a controller start can wait for its resync slot, so a restart does
+/// not read the whole account at once and edits are not queued behind that pass.
+pub fn is_settled(bp: &BranchPipeline, settings: &Settings) -> bool {
+    let generation = bp.metadata.generation;
+    let finalized = bp
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == FINALIZER));
+    let Some(status) = bp.status.as_ref() else {
+        return false;
+    };
+    let is_true = |type_: &str| status.condition(type_).is_some_and(|c| c.status == "True");
+    bp.metadata.deletion_timestamp.is_none()
+        && finalized
+        && settings.problems.is_empty()
+        && generation.is_some()
+        && status.observed_generation == generation
+        && status.synced_generation == generation
+        && is_true(CONDITION_READY)
+        && is_true(CONDITION_SYNCED)
 }
 
 /// Drift is a change to something that existed while the spec stayed as it was last synced.
@@ -407,6 +428,7 @@ mod tests {
             previous,
             settings,
             now: NOW,
+            next_resync: RESYNC,
         }
     }
 
@@ -598,7 +620,7 @@ mod tests {
                 projects: 4
             }
         );
-        assert!(matches!(out.next, Next::Requeue(d) if d >= RESYNC && d <= RESYNC + RESYNC / 10));
+        assert!(matches!(out.next, Next::Requeue(d) if d == RESYNC));
         assert!(out.events.is_empty());
     }
 
@@ -801,6 +823,45 @@ mod tests {
                 .condition(CONDITION_ANNOTATIONS_VALID)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn only_a_synced_unchanged_resource_is_settled() {
+        let desired = desired();
+        let mut bp = example(&[]);
+        bp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        let s = settings_of(&bp);
+        assert!(!is_settled(&bp, &s), "no status yet");
+        let out = synced(
+            &facts(3, &BranchPipelineStatus::default(), &s),
+            &desired,
+            &in_sync(&desired),
+            &Plan::default(),
+            &[],
+        );
+        bp.status = Some(out.status.clone());
+        assert!(is_settled(&bp, &s));
+        let mut edited = bp.clone();
+        edited.metadata.generation = Some(4);
+        assert!(
+            !is_settled(&edited, &s),
+            "edited while the controller was away"
+        );
+        let mut deleting = bp.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        assert!(!is_settled(&deleting, &s));
+        let annotated = example(&[(annotations::ADOPT, "maybe")]);
+        assert!(!is_settled(&bp, &settings_of(&annotated)));
+        let failed = aws_failed(
+            &facts(3, &out.status, &s),
+            Step::Apply,
+            aws_error("ThrottlingException", Retry::Retryable),
+            &[],
+        );
+        bp.status = Some(failed.status);
+        assert!(!is_settled(&bp, &s), "a failed sync is retried at once");
     }
 
     #[test]

@@ -588,7 +588,9 @@ async fn per_pipeline_projects_migrate_to_shared_ones_without_breaking_a_pipelin
         .await?;
     let start = h.bed.aws_requests().await?.len();
 
-    h.start_controller(&[])?;
+    // The resource was settled: the new controller brings it in line at its resync slot,
+    // within one interval.
+    h.start_controller(&["--resync-interval", "2s"])?;
     h.eventually("the old projects to be deleted", || async {
         let (_, projects) = h.aws_inventory().await?;
         Ok(old_names.iter().all(|o| !projects.contains(o)))
