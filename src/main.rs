@@ -71,6 +71,10 @@ struct RunArgs {
     /// How long a lease is valid without renewal; a crashed leader is replaced within this.
     #[arg(long, default_value = "15s", value_parser = duration::parse)]
     lease_duration: Duration,
+    /// Requests a second to each AWS service (CodePipeline, CodeBuild), shared by every
+    /// reconcile. AWS publishes no per-API rate for either; throttling slows further.
+    #[arg(long, default_value_t = 10)]
+    aws_max_tps: u32,
     /// Reconciles in flight at once (per kind); the others wait. Sized for two cores.
     #[arg(long, default_value_t = 16)]
     max_concurrent_reconciles: u16,
@@ -149,7 +153,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let aws = Arc::new(SdkAws::from_env(metrics.clone()).await);
+    let aws = Arc::new(SdkAws::from_env(metrics.clone(), args.aws_max_tps.max(1)).await);
     let config = Config {
         resync_interval: args.resync_interval,
         deletion_policy: args.deletion_policy.map(|p| match p {

@@ -25,6 +25,16 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AwsLabels {
     pub operation: String,
     /// `success`, `retryable_error` or `terminal_error`.
@@ -38,6 +48,8 @@ pub struct Metrics {
     reconcile_failures: Family<FailureLabels, Counter>,
     reconcile_panics: Counter,
     aws_requests: Family<AwsLabels, Counter>,
+    aws_rate_wait: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    aws_throttled: Family<OperationLabels, Counter>,
     drift_repairs: Counter,
     managed_pipelines: Gauge,
     managed_projects: Gauge,
@@ -78,6 +90,17 @@ impl Metrics {
                 reg,
                 "aws_requests",
                 "AWS API calls by operation and outcome",
+            ),
+            aws_rate_wait: register_with(
+                reg,
+                "aws_rate_limit_wait_seconds",
+                "Time AWS requests waited for the client-side rate limit, by service",
+                Family::new_with_constructor(rate_wait_histogram),
+            ),
+            aws_throttled: register(
+                reg,
+                "aws_throttled",
+                "AWS throttling responses seen, by operation",
             ),
             drift_repairs: register(
                 reg,
@@ -124,6 +147,22 @@ impl Metrics {
             .inc();
     }
 
+    pub fn aws_rate_wait(&self, service: &str, waited: Duration) {
+        self.aws_rate_wait
+            .get_or_create(&ServiceLabels {
+                service: service.into(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    pub fn aws_throttled(&self, operation: &str) {
+        self.aws_throttled
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
+            })
+            .inc();
+    }
+
     pub fn drift_repaired(&self) {
         self.drift_repairs.inc();
     }
@@ -162,6 +201,10 @@ impl Metrics {
             .expect("writing to a String");
         out
     }
+}
+
+fn rate_wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
 }
 
 /// Registers a default-constructed metric and returns a handle to it.

@@ -52,6 +52,9 @@ impl Intercept for MeterRequests {
                     .get("x-amzn-errortype")
                     .map(str::to_string)
                     .or_else(|| response.body().bytes().and_then(error_type));
+                if code.as_deref().is_some_and(is_throttling) || status == 429 {
+                    self.metrics.aws_throttled(operation);
+                }
                 outcome(status, code.as_deref())
             }
         };
@@ -74,6 +77,11 @@ fn outcome(status: u16, error_type: Option<&str>) -> &'static str {
         Retry::Retryable => "retryable_error",
         Retry::Terminal => "terminal_error",
     }
+}
+
+fn is_throttling(error_type: &str) -> bool {
+    let code = error_type.split(':').next().unwrap_or(error_type);
+    code.rsplit('#').next().unwrap_or(code).contains("Throttl")
 }
 
 /// `__type` of an awsJson error body.
@@ -103,6 +111,8 @@ mod tests {
             "terminal_error"
         );
         assert_eq!(outcome(503, None), "retryable_error");
+        assert!(is_throttling("ThrottlingException:http://x"));
+        assert!(!is_throttling("AccessDeniedException"));
         assert_eq!(
             error_type(br#"{"__type":"ValidationException","message":"x"}"#).as_deref(),
             Some("ValidationException")

@@ -8,6 +8,7 @@ pub mod executions;
 #[cfg(test)]
 pub mod fake;
 pub mod inventory;
+pub mod limiter;
 pub mod metering;
 pub mod sdk;
 
