@@ -198,7 +198,10 @@ pub fn crd_names() -> Vec<(String, String)> {
         .map(|(path, yaml)| {
             let file = path.rsplit('/').next().unwrap_or(path).to_string();
             let crd: Value = serde_yaml::from_str(&yaml).expect("generated CRD parses");
-            let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = crd["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             (file, name)
         })
         .collect()

@@ -46,7 +46,10 @@ fn chart_crd_files_are_the_generated_crds() -> TestResult {
         generated.push(name.to_string());
     }
     generated.sort();
-    assert_eq!(shipped, generated, "files/crds holds exactly the generated CRDs");
+    assert_eq!(
+        shipped, generated,
+        "files/crds holds exactly the generated CRDs"
+    );
     Ok(())
 }
 
