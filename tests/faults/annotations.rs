@@ -102,3 +102,30 @@ async fn overflowing_annotations_are_reported_and_other_tenants_keep_being_serve
     );
     Ok(())
 }
+
+/// README, Operations: an invalid annotation is reported "naming the annotation and the
+/// accepted form". A value too large for the parser is reported as just "too large", without
+/// the accepted range, unlike a value the parser reads but the bounds refuse ("99999999999h":
+/// "is out of range; use 10s to 24h").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "controller bug: an overflowing resync-interval is reported as \"too large\" without the accepted form (10s to 24h) the README promises"]
+async fn an_overflowing_value_is_reported_with_the_accepted_form() -> Result<()> {
+    let mut h = Harness::new("fault-overflow-form").await?;
+    h.start_controller(&[])?;
+    h.apply(&h.example()).await?;
+    let value = "18446744073709551615s";
+    h.annotate(NAME, annotations::RESYNC_INTERVAL, value)
+        .await?;
+    let quoted = format!("{value:?}");
+    let bp = h
+        .wait_for(NAME, "AnnotationsValid=False for the value", |b| {
+            message(b, CONDITION_ANNOTATIONS_VALID).is_some_and(|m| m.contains(&quoted))
+        })
+        .await?;
+    let text = message(&bp, CONDITION_ANNOTATIONS_VALID).unwrap_or_default();
+    assert!(
+        text.contains("10s to 24h"),
+        "the message names the accepted form: {text}"
+    );
+    Ok(())
+}
