@@ -40,8 +40,13 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A namespace on the shared bed.
     pub async fn new(prefix: &str) -> Result<Self> {
-        let bed = TestBed::shared().await;
+        Self::on(TestBed::shared().await, prefix).await
+    }
+
+    /// A namespace on `bed` (a private bed, e.g. one whose apiserver a test stops).
+    pub async fn on(bed: &'static TestBed, prefix: &str) -> Result<Self> {
         bed.install_crds().await?;
         let ns = bed.unique_namespace(prefix).await?;
         let role_arn = bed
@@ -116,6 +121,12 @@ impl Harness {
             .flat_map(|(p, _)| p.pids())
             .map(|(_, pid)| pid)
             .collect()
+    }
+
+    /// Fails with the end of its log if controller `i` has exited (it is never restarted).
+    #[allow(dead_code)] // used by tests/faults
+    pub fn ensure_controller_running(&self, i: usize) -> Result<()> {
+        self.controllers[i].0.ensure_running("controller")
     }
 
     pub fn controller_log_full(&self, i: usize) -> String {

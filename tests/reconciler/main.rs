@@ -4,7 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod fault_proxy;
 mod harness;
 mod operations;
 
@@ -13,6 +12,7 @@ use branchpipeline::api::{EnvironmentSpec, annotations};
 use branchpipeline::aws::AwsApi;
 use branchpipeline::render::model::Tag;
 use harness::{Harness, condition, is_ready};
+use support::fault_proxy;
 
 const NAME: &str = "orders-api";
 

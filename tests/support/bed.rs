@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -41,6 +42,9 @@ pub struct TestBed {
     admin_token: String,
     kube_config: kube::Config,
     crds: tokio::sync::OnceCell<Vec<String>>,
+    /// How the apiserver was started, to start it again the same way after a stop.
+    apiserver: ApiserverLaunch,
+    apiserver_restarts: AtomicUsize,
 }
 
 impl TestBed {
@@ -87,7 +91,8 @@ impl TestBed {
             start_apiserver(&processes, &env, &path, &etcd_url, &admin_token),
             wait_for_moto(&processes, &moto_port_file),
         )?;
-        let (apiserver_url, kube_config) = apiserver;
+        let (apiserver_url, apiserver) = apiserver;
+        let kube_config = apiserver.config.clone();
 
         Ok(Self {
             processes,
@@ -98,6 +103,8 @@ impl TestBed {
             admin_token,
             kube_config,
             crds: tokio::sync::OnceCell::new(),
+            apiserver,
+            apiserver_restarts: AtomicUsize::new(0),
         })
     }
 
@@ -224,6 +231,33 @@ impl TestBed {
             .await
             .with_context(|| format!("creating namespace {name}"))?;
         Ok(name)
+    }
+
+    /// Stops the kube-apiserver (SIGTERM, then SIGKILL after a grace period) and waits until it
+    /// has exited; etcd and everything stored in it stay. An outage for the clients: for a
+    /// private bed only.
+    pub fn stop_apiserver(&self) {
+        self.processes.stop(APISERVER);
+    }
+
+    /// Starts the kube-apiserver again after [`TestBed::stop_apiserver`]: the same binary and
+    /// flags, so the same port, certificates, tokens and etcd. Returns once it is ready. Each
+    /// restart logs to its own `kube-apiserver.<n>.log` in [`TestBed::dir`].
+    pub async fn start_apiserver(&self) -> Result<()> {
+        let n = self.apiserver_restarts.fetch_add(1, Ordering::SeqCst) + 1;
+        let log = self.path.join(format!("{APISERVER}.{n}.log"));
+        // The port was ours until the stop; another process may have taken it since (a bed
+        // starting elsewhere picks free ports), in which case waiting may give it back.
+        for _ in 0..PORT_ATTEMPTS {
+            if self.apiserver.run(&self.processes, &log).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        bail!(
+            "kube-apiserver could not get its port back at {} after {PORT_ATTEMPTS} attempts",
+            self.apiserver_url
+        )
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after a grace period) and removes the
@@ -371,18 +405,57 @@ async fn start_etcd(processes: &Processes, env: &BedEnv, dir: &Path) -> Result<S
     bail!("etcd: no free port after {PORT_ATTEMPTS} attempts")
 }
 
+const APISERVER: &str = "kube-apiserver";
+
+/// Everything needed to start the apiserver, kept so that it can be started again.
+struct ApiserverLaunch {
+    program: PathBuf,
+    args: Vec<String>,
+    config: kube::Config,
+}
+
+impl ApiserverLaunch {
+    /// Starts the apiserver and waits until it is ready: `Ok(false)` if it lost the race for
+    /// its port (it is then stopped again).
+    async fn run(&self, processes: &Processes, log: &Path) -> Result<bool> {
+        processes.spawn(APISERVER, &self.program, &self.args, &[], log)?;
+        let client = kube::Client::try_from(self.config.clone())?;
+        let deadline = Instant::now() + APISERVER_TIMEOUT;
+        loop {
+            if let Err(e) = processes.ensure_running(APISERVER) {
+                if lost_port_race(log) {
+                    processes.stop(APISERVER);
+                    return Ok(false);
+                }
+                return Err(e);
+            }
+            let readyz = kube::core::Request::new("").get("readyz", &GetParams::default())?;
+            if client.request_text(readyz).await.is_ok() {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver not ready after {APISERVER_TIMEOUT:?}; log:\n{}",
+                    log_tail(log)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
 async fn start_apiserver(
     processes: &Processes,
     env: &BedEnv,
     dir: &Path,
     etcd_url: &str,
     token: &str,
-) -> Result<(String, kube::Config)> {
-    let log = dir.join("kube-apiserver.log");
+) -> Result<(String, ApiserverLaunch)> {
+    let log = dir.join(format!("{APISERVER}.log"));
     for _ in 0..PORT_ATTEMPTS {
         let port = free_port()?;
         let url = format!("https://127.0.0.1:{port}");
-        let args = [
+        let args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
@@ -406,32 +479,16 @@ async fn start_apiserver(
             "--allow-privileged=true".into(),
             "--profiling=false".into(),
         ];
-        processes.spawn("kube-apiserver", &env.kube_apiserver, &args, &[], &log)?;
-
         let mut config = kube::Config::new(url.parse().context("apiserver URL")?);
         config.accept_invalid_certs = true;
         config.auth_info.token = Some(token.to_owned().into());
-        let client = kube::Client::try_from(config.clone())?;
-        let deadline = Instant::now() + APISERVER_TIMEOUT;
-        loop {
-            if let Err(e) = processes.ensure_running("kube-apiserver") {
-                if lost_port_race(&log) {
-                    processes.stop("kube-apiserver");
-                    break;
-                }
-                return Err(e);
-            }
-            let readyz = kube::core::Request::new("").get("readyz", &GetParams::default())?;
-            if client.request_text(readyz).await.is_ok() {
-                return Ok((url, config));
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "kube-apiserver not ready after {APISERVER_TIMEOUT:?}; log:\n{}",
-                    log_tail(&log)
-                );
-            }
-            tokio::time::sleep(POLL).await;
+        let launch = ApiserverLaunch {
+            program: env.kube_apiserver.clone(),
+            args,
+            config,
+        };
+        if launch.run(processes, &log).await? {
+            return Ok((url, launch));
         }
     }
     bail!("kube-apiserver: no free port after {PORT_ATTEMPTS} attempts")

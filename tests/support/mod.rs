@@ -22,12 +22,14 @@
 //! | [`env`] | where `scripts/testbed-install.sh` put the binaries |
 //! | [`wait`] | polling for a condition with a timeout, instead of fixed sleeps |
 //! | [`http`] | a minimal HTTP client for moto's control endpoints |
+//! | [`fault_proxy`] | an HTTP proxy in front of moto that injects throttling, 5xx and denials |
 #![allow(dead_code)]
 
 pub mod aws;
 pub mod bed;
 pub mod engine;
 pub mod env;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod http;
 pub mod process;
