@@ -71,14 +71,10 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 
 /// Parses and checks `min..=max`; the error names the bounds.
 pub fn parse_within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = parse(text).map_err(|e| e.to_string())?;
+    let range = || format!("use {} to {}", format(min), format(max));
+    let d = parse(text).map_err(|e| format!("{e}; {}", range()))?;
     if d < min || d > max {
-        return Err(format!(
-            "{:?} is out of range; use {} to {}",
-            text.trim(),
-            format(min),
-            format(max)
-        ));
+        return Err(format!("{:?} is out of range; {}", text.trim(), range()));
     }
     Ok(d)
 }
@@ -187,6 +183,8 @@ mod tests {
         let err = parse_within("99999999999h", min, max).unwrap_err();
         assert!(err.contains("10s to 24h"), "{err}");
         assert!(parse_within("9s", min, max).is_err());
+        let overflow = parse_within("18446744073709551615s", min, max).unwrap_err();
+        assert!(overflow.contains("too large") && overflow.contains("10s to 24h"), "{overflow}");
         assert!(parse_within("24h", min, max).is_ok());
     }
 
