@@ -184,7 +184,10 @@ mod tests {
         assert!(err.contains("10s to 24h"), "{err}");
         assert!(parse_within("9s", min, max).is_err());
         let overflow = parse_within("18446744073709551615s", min, max).unwrap_err();
-        assert!(overflow.contains("too large") && overflow.contains("10s to 24h"), "{overflow}");
+        assert!(
+            overflow.contains("too large") && overflow.contains("10s to 24h"),
+            "{overflow}"
+        );
         assert!(parse_within("24h", min, max).is_ok());
     }
 

@@ -17,4 +17,5 @@ pub mod reconcile;
 pub mod render;
 pub mod resolved;
 pub mod server;
+pub mod shard;
 pub mod validate;

@@ -75,6 +75,20 @@ struct RunArgs {
     /// reconcile. AWS publishes no per-API rate for either; throttling slows further.
     #[arg(long, default_value_t = 10)]
     aws_max_tps: u32,
+    /// Serve only the BranchPipelines (and their runs) whose namespace/name hashes to N of M,
+    /// e.g. 0/2: several Deployments split the objects, each with its own --lease-name.
+    #[arg(long, value_parser = branchpipeline::shard::Shard::parse)]
+    shard: Option<branchpipeline::shard::Shard>,
+    /// Serve only BranchPipelines with matching labels (k=v, k!=v, k, !k; comma-separated).
+    #[arg(long, value_parser = branchpipeline::shard::LabelSelector::parse)]
+    selector: Option<branchpipeline::shard::LabelSelector>,
+    /// Pipelines allowed in the account and region (CodePipeline's default quota is 1,000);
+    /// a spec whose new pipelines would go over is refused with QuotaExceeded.
+    #[arg(long, default_value_t = 1000)]
+    pipeline_quota: usize,
+    /// CodeBuild projects allowed in the account and region (default quota 5,000).
+    #[arg(long, default_value_t = 5000)]
+    project_quota: usize,
     /// Reconciles in flight at once (per kind); the others wait. Sized for two cores.
     #[arg(long, default_value_t = 16)]
     max_concurrent_reconciles: u16,
@@ -161,13 +175,30 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             PolicyArg::Retain => DeletionPolicy::Retain,
         }),
         max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+        scope: branchpipeline::shard::Scope {
+            shard: args.shard,
+            selector: args.selector.clone(),
+        },
+        quotas: branchpipeline::reconcile::outcome::Quotas {
+            pipelines: args.pipeline_quota,
+            projects: args.project_quota,
+        },
         ..Config::default()
     };
     tracing::info!(
         namespaces = %if args.namespaces.is_empty() { "(all)".to_string() } else { args.namespaces.join(",") },
         resync_interval_s = config.resync_interval.as_secs(),
         leader_election = args.leader_election,
+        shard = %args.shard.map(|s| s.to_string()).unwrap_or_else(|| "all".into()),
+        selector = args.selector.as_ref().map(|s| s.text.as_str()).unwrap_or("none"),
         "starting controller"
+    );
+    metrics.set_quotas(args.pipeline_quota, args.project_quota);
+    metrics.set_shard(
+        &args
+            .shard
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "all".into()),
     );
     let (addr, server_metrics, server_health) =
         (args.metrics_addr, metrics.clone(), health.clone());

@@ -25,6 +25,16 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    pub shard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabels {
     pub service: String,
 }
@@ -47,15 +57,58 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_failures: Family<FailureLabels, Counter>,
     reconcile_panics: Counter,
-    aws_requests: Family<AwsLabels, Counter>,
-    aws_rate_wait: Family<ServiceLabels, Histogram, fn() -> Histogram>,
-    aws_throttled: Family<OperationLabels, Counter>,
+    aws: AwsMetrics,
     drift_repairs: Counter,
     managed_pipelines: Gauge,
     managed_projects: Gauge,
     leader: Gauge,
+    shard: Family<ShardLabels, Gauge>,
     /// Pipelines and projects per resource, summed into the gauges.
     managed: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+/// What the controller asks of AWS, and what AWS holds.
+struct AwsMetrics {
+    requests: Family<AwsLabels, Counter>,
+    rate_wait: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    throttled: Family<OperationLabels, Counter>,
+    account_pipelines: Gauge,
+    account_projects: Gauge,
+    quota: Family<ResourceLabels, Gauge>,
+}
+
+impl AwsMetrics {
+    fn register(reg: &mut Registry) -> Self {
+        Self {
+            requests: register(
+                reg,
+                "aws_requests",
+                "AWS API calls by operation and outcome",
+            ),
+            rate_wait: register_with(
+                reg,
+                "aws_rate_limit_wait_seconds",
+                "Time AWS requests waited for the client-side rate limit, by service",
+                Family::new_with_constructor(rate_wait_histogram),
+            ),
+            throttled: register(
+                reg,
+                "aws_throttled",
+                "AWS throttling responses seen, by operation",
+            ),
+            account_pipelines: register(
+                reg,
+                "account_pipelines",
+                "Pipelines in the account and region at the last listing (any owner)",
+            ),
+            account_projects: register(
+                reg,
+                "account_projects",
+                "CodeBuild projects in the account and region at the last listing (any owner)",
+            ),
+            quota: register(reg, "quota", "Configured per-region quota, by resource"),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -86,22 +139,7 @@ impl Metrics {
                 "reconcile_panics",
                 "Reconciles that panicked (a bug); the resource is retried, the controller keeps running",
             ),
-            aws_requests: register(
-                reg,
-                "aws_requests",
-                "AWS API calls by operation and outcome",
-            ),
-            aws_rate_wait: register_with(
-                reg,
-                "aws_rate_limit_wait_seconds",
-                "Time AWS requests waited for the client-side rate limit, by service",
-                Family::new_with_constructor(rate_wait_histogram),
-            ),
-            aws_throttled: register(
-                reg,
-                "aws_throttled",
-                "AWS throttling responses seen, by operation",
-            ),
+            aws: AwsMetrics::register(reg),
             drift_repairs: register(
                 reg,
                 "drift_repairs",
@@ -110,6 +148,11 @@ impl Metrics {
             managed_pipelines: register(reg, "managed_pipelines", "CodePipeline pipelines managed"),
             managed_projects: register(reg, "managed_projects", "CodeBuild projects managed"),
             leader: register(reg, "leader", "1 when this replica holds the leader lease"),
+            shard: register(
+                reg,
+                "shard",
+                "1, labelled with the shard this process serves (N/M, or all)",
+            ),
             managed: Mutex::default(),
             registry: r,
         }
@@ -139,7 +182,8 @@ impl Metrics {
     }
 
     pub fn aws_request(&self, operation: &str, outcome: &str) {
-        self.aws_requests
+        self.aws
+            .requests
             .get_or_create(&AwsLabels {
                 operation: operation.into(),
                 outcome: outcome.into(),
@@ -148,7 +192,8 @@ impl Metrics {
     }
 
     pub fn aws_rate_wait(&self, service: &str, waited: Duration) {
-        self.aws_rate_wait
+        self.aws
+            .rate_wait
             .get_or_create(&ServiceLabels {
                 service: service.into(),
             })
@@ -156,7 +201,8 @@ impl Metrics {
     }
 
     pub fn aws_throttled(&self, operation: &str) {
-        self.aws_throttled
+        self.aws
+            .throttled
             .get_or_create(&OperationLabels {
                 operation: operation.into(),
             })
@@ -188,6 +234,34 @@ impl Metrics {
             .set(managed.values().map(|v| v.0).sum());
         self.managed_projects
             .set(managed.values().map(|v| v.1).sum());
+    }
+
+    pub fn set_account(&self, pipelines: usize, projects: usize) {
+        self.aws
+            .account_pipelines
+            .set(i64::try_from(pipelines).unwrap_or(i64::MAX));
+        self.aws
+            .account_projects
+            .set(i64::try_from(projects).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_quotas(&self, pipelines: usize, projects: usize) {
+        for (resource, limit) in [("pipelines", pipelines), ("projects", projects)] {
+            self.aws
+                .quota
+                .get_or_create(&ResourceLabels {
+                    resource: resource.into(),
+                })
+                .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn set_shard(&self, shard: &str) {
+        self.shard
+            .get_or_create(&ShardLabels {
+                shard: shard.into(),
+            })
+            .set(1);
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -142,6 +142,11 @@ mod tests {
             inventory: &inventory,
             pass: 0,
             max_age: Duration::from_secs(600),
+            quotas: crate::reconcile::outcome::Quotas {
+                pipelines: 1000,
+                projects: 5000,
+            },
+            metrics: None,
         };
         delete_owned(bp, &reads, &facts).await
     }

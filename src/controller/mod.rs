@@ -42,6 +42,10 @@ pub struct Config {
     pub backoff_cap: Duration,
     /// Reconciles in flight at once, per controller (BranchPipelines, runs).
     pub max_concurrent_reconciles: u16,
+    /// Which BranchPipelines this process serves (`--shard`, `--selector`).
+    pub scope: crate::shard::Scope,
+    /// Per-region quotas a plan must stay within.
+    pub quotas: outcome::Quotas,
 }
 
 impl Default for Config {
@@ -52,6 +56,11 @@ impl Default for Config {
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(300),
             max_concurrent_reconciles: 16,
+            scope: crate::shard::Scope::default(),
+            quotas: outcome::Quotas {
+                pipelines: 1000,
+                projects: 5000,
+            },
         }
     }
 }
@@ -154,6 +163,8 @@ impl Context {
             inventory: &self.inventory,
             pass: self.next_pass(&key(bp)),
             max_age: self.config.resync_interval,
+            quotas: self.config.quotas,
+            metrics: Some(self.metrics.as_ref()),
         }
     }
 

@@ -26,6 +26,9 @@ pub async fn reconcile(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result
     let span = info_span!("run", namespace = %namespace, name = %run.name_any());
     async move {
         let runs: Api<BranchPipelineRun> = Api::namespaced(ctx.client.clone(), &namespace);
+        if !selected(&ctx, &run, &namespace).await? {
+            return Ok(Action::await_change());
+        }
         let status = run.status.clone().unwrap_or_default();
         ignore_spec_changes(&ctx, &runs, &run).await?;
         match (status.phase, status.execution_id.as_deref()) {
@@ -36,6 +39,21 @@ pub async fn reconcile(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result
     }
     .instrument(span)
     .await
+}
+
+/// With `--selector`, a run is this process's only if its BranchPipeline's labels match.
+async fn selected(ctx: &Context, run: &BranchPipelineRun, namespace: &str) -> Result<bool, Error> {
+    if ctx.config.scope.selector.is_none() {
+        return Ok(true);
+    }
+    let bps: Api<BranchPipeline> = Api::namespaced(ctx.client.clone(), namespace);
+    let bp = bps
+        .get_opt(&run.spec.branch_pipeline)
+        .await
+        .map_err(Error::kube(Step::StartRun))?;
+    // A run naming no BranchPipeline matches no selector: only a process without one rejects
+    // it; when every process has a selector, such a run stays without a status.
+    Ok(bp.is_some_and(|bp| ctx.config.scope.selects(bp.metadata.labels.as_ref())))
 }
 
 pub fn error_policy(run: Arc<BranchPipelineRun>, error: &Error, _ctx: Arc<Context>) -> Action {

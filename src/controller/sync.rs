@@ -11,6 +11,7 @@ use super::{Context, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
 use crate::aws::inventory::Inventory;
+use crate::metrics::Metrics;
 use crate::reconcile::apply;
 use crate::reconcile::diff::{self, Owner};
 use crate::reconcile::error::{Error, Step};
@@ -48,6 +49,9 @@ pub(super) struct Reads<'a> {
     pub inventory: &'a Inventory,
     pub pass: usize,
     pub max_age: Duration,
+    pub quotas: outcome::Quotas,
+    /// Where the account's counts from a listing go, for the quota gauges.
+    pub metrics: Option<&'a Metrics>,
 }
 
 /// Observe → plan → apply → decide.
@@ -86,6 +90,15 @@ async fn sync_aws(
         adopt: facts.settings.adopt,
     };
     let plan = diff::plan(desired, &observed, &owner);
+    if let Some(snapshot) = &snapshot {
+        let account = (snapshot.pipelines.len(), snapshot.projects.len());
+        if let Some(metrics) = reads.metrics {
+            metrics.set_account(account.0, account.1);
+        }
+        if let Some(message) = outcome::over_quota(&plan, account, reads.quotas) {
+            return outcome::quota_exceeded(facts, &message);
+        }
+    }
     info!(
         writes = plan.writes(),
         foreign = plan.foreign.len(),
@@ -157,6 +170,11 @@ mod tests {
             inventory: &inventory,
             pass: 0,
             max_age: Duration::from_secs(600),
+            quotas: crate::reconcile::outcome::Quotas {
+                pipelines: 1000,
+                projects: 5000,
+            },
+            metrics: None,
         };
         sync_aws(bp, &reads, &facts, &desired).await
     }

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::Api;
 use kube::runtime::utils::Backoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
 use tracing::{debug, info};
 
 use super::{Context, error_policy, reconcile, runs};
@@ -93,8 +93,18 @@ async fn run_runs(
     // Like the BranchPipeline watch: trimmed, and blind to the controller's own status writes
     // (a run in progress is polled by requeue, not by its status changing).
     let (reader, writer) = kube::runtime::reflector::store();
+    let scope = ctx.config.scope.clone();
     let stream = watcher(api, watcher::Config::default())
         .filter(|event| futures::future::ready(!is_gone(event)))
+        .filter(move |event| {
+            let owned = in_scope(event, |run: &BranchPipelineRun| {
+                scope.owns(
+                    &run.namespace().unwrap_or_default(),
+                    &run.spec.branch_pipeline,
+                )
+            });
+            futures::future::ready(owned)
+        })
         .modify(trim)
         .reflect(writer)
         .applied_objects()
@@ -122,8 +132,15 @@ async fn run_one(
     // spec, annotation, finalizer and deletion changes only.
     let (reader, writer) = kube::runtime::reflector::store();
     let mut first_list = Some(on_synced);
-    let stream = watcher(api, watcher::Config::default())
+    let scope = ctx.config.scope.clone();
+    let stream = watcher(api, watch_config(&ctx))
         .filter(|event| futures::future::ready(!is_gone(event)))
+        .filter(move |event| {
+            let owned = in_scope(event, |bp: &BranchPipeline| {
+                scope.owns(&bp.namespace().unwrap_or_default(), &bp.name_any())
+            });
+            futures::future::ready(owned)
+        })
         .modify(trim)
         .reflect(writer)
         .inspect_ok(move |event| {
@@ -146,6 +163,28 @@ async fn run_one(
             }
         })
         .await;
+}
+
+/// The BranchPipeline watch: filtered by `--selector` at the API server.
+fn watch_config(ctx: &Context) -> watcher::Config {
+    let config = watcher::Config::default();
+    match &ctx.config.scope.selector {
+        Some(selector) => config.labels(&selector.text),
+        None => config,
+    }
+}
+
+/// Whether a watch event is about an object `owns` accepts (markers of a relist always are).
+fn in_scope<K>(
+    event: &Result<watcher::Event<K>, watcher::Error>,
+    owns: impl Fn(&K) -> bool,
+) -> bool {
+    match event {
+        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o)) => {
+            owns(o)
+        }
+        _ => true,
+    }
 }
 
 fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {

@@ -61,6 +61,9 @@ pub enum Error {
     /// Deletion waits because the resource's deletion policy annotation is invalid.
     #[error("cleanup: {0}")]
     DeletionPolicyInvalid(String),
+    /// The plan would exceed a configured quota; nothing was written.
+    #[error("apply: {0}")]
+    QuotaExceeded(String),
     /// A bug: a reconcile panicked. Caught so one object cannot take the controller down.
     #[error("reconcile panicked: {0}")]
     Panicked(String),
@@ -85,7 +88,9 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_retryable(),
                 _ => true,
             },
-            Error::MissingMetadata(_) | Error::DeletionPolicyInvalid(_) => false,
+            Error::MissingMetadata(_)
+            | Error::DeletionPolicyInvalid(_)
+            | Error::QuotaExceeded(_) => false,
             // A panic may come from a rare state (a race, a response shape) that passes.
             Error::Panicked(_) => true,
         }
@@ -102,6 +107,7 @@ impl Error {
             },
             Error::MissingMetadata(_) => Step::Observe,
             Error::DeletionPolicyInvalid(_) => Step::Cleanup,
+            Error::QuotaExceeded(_) => Step::Apply,
             Error::Panicked(_) => Step::Reconcile,
         }
     }

@@ -180,6 +180,55 @@ pub fn synced(
     with_annotations(f, out)
 }
 
+/// The per-region quotas a plan must stay within, as configured (defaults: CodePipeline's
+/// 1,000 pipelines and CodeBuild's 5,000 projects per region, "Quotas in AWS CodePipeline" and
+/// "Quotas for AWS CodeBuild"; both adjustable with AWS, so they are flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub pipelines: usize,
+    pub projects: usize,
+}
+
+/// Why `plan` would exceed a quota, given the account's counts from the last listing.
+pub fn over_quota(plan: &Plan, account: (usize, usize), quotas: Quotas) -> Option<String> {
+    let (pipelines, projects) = account;
+    let after_pipelines = pipelines + plan.create_pipelines.len();
+    let after_projects = projects + plan.create_projects.len();
+    if !plan.create_pipelines.is_empty() && after_pipelines > quotas.pipelines {
+        return Some(format!(
+            "creating {} pipelines would make {after_pipelines} in this account and region, over the quota of {}; raise it with AWS and --pipeline-quota, or remove pipeline groups",
+            plan.create_pipelines.len(),
+            quotas.pipelines
+        ));
+    }
+    if !plan.create_projects.is_empty() && after_projects > quotas.projects {
+        return Some(format!(
+            "creating {} CodeBuild projects would make {after_projects} in this account and region, over the quota of {}; raise it with AWS and --project-quota",
+            plan.create_projects.len(),
+            quotas.projects
+        ));
+    }
+    None
+}
+
+/// A plan refused for a quota: nothing is written until the spec or the quota changes.
+pub fn quota_exceeded(f: &Facts<'_>, message: &str) -> Outcome {
+    let mut out = f.outcome(Next::Fail(Error::QuotaExceeded(message.to_string())));
+    if !f.already_reported(CONDITION_READY, reason::QUOTA_EXCEEDED, message) {
+        out.events
+            .push(EventSpec::warning(reason::QUOTA_EXCEEDED, message));
+    }
+    status::set_ready_synced(
+        &mut out.status,
+        false,
+        reason::QUOTA_EXCEEDED,
+        message,
+        f.generation,
+        f.now,
+    );
+    with_annotations(f, out)
+}
+
 /// Whether `bp` looked in line with AWS when last reconciled and has not changed since: its
 /// first reconcile after a controller start can wait for its resync slot, so a restart does
 /// not read the whole account at once and edits are not queued behind that pass.
@@ -862,6 +911,37 @@ mod tests {
         );
         bp.status = Some(failed.status);
         assert!(!is_settled(&bp, &s), "a failed sync is retried at once");
+    }
+
+    #[test]
+    fn a_plan_over_a_quota_is_refused_and_reported() {
+        let d = desired();
+        let plan = Plan {
+            create_pipelines: d.pipelines.clone(),
+            create_projects: d.projects.clone(),
+            ..Plan::default()
+        };
+        let quotas = Quotas {
+            pipelines: 1000,
+            projects: 5000,
+        };
+        assert_eq!(over_quota(&plan, (998, 0), quotas), None);
+        let message = over_quota(&plan, (999, 0), quotas).expect("over");
+        assert!(
+            message.contains("make 1001") && message.contains("--pipeline-quota"),
+            "{message}"
+        );
+        assert!(over_quota(&plan, (0, 4997), quotas).is_some());
+        assert_eq!(
+            over_quota(&Plan::default(), (5000, 9000), quotas),
+            None,
+            "nothing to create"
+        );
+        let bp = example(&[]);
+        let s = settings_of(&bp);
+        let out = quota_exceeded(&facts(3, &BranchPipelineStatus::default(), &s), &message);
+        assert_eq!(ready(&out.status), ("False".into(), "QuotaExceeded".into()));
+        assert!(matches!(&out.next, Next::Fail(e) if !e.is_retryable()));
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub mod reason {
     pub const AWS_TERMINAL_ERROR: &str = "AWSTerminalError";
     /// The resource is being deleted, but its AWS resources could not be.
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
+    /// Creating what the spec renders would exceed a configured per-region quota.
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     /// A `branchpipeline.dev/` annotation has a value the controller cannot use.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }

@@ -185,6 +185,10 @@ async fn chart_renders_defaults() -> TestResult {
             "run",
             "--resync-interval=10m",
             "--leader-election",
+            "--max-concurrent-reconciles=16",
+            "--aws-max-tps=10",
+            "--pipeline-quota=1000",
+            "--project-quota=5000",
             "--metrics-addr=0.0.0.0:8080",
             "--log-format=json",
         ]
@@ -249,6 +253,10 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
                 "--deletion-policy=Retain",
                 "--leader-election",
                 "--lease-name=bpl-team-a",
+                "--max-concurrent-reconciles=16",
+                "--aws-max-tps=10",
+                "--pipeline-quota=1000",
+                "--project-quota=5000",
                 "--metrics-addr=0.0.0.0:9090",
                 "--log-format=text",
             ],
@@ -259,6 +267,10 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
                 "run",
                 "--resync-interval=10m",
                 "--deletion-policy=Delete",
+                "--max-concurrent-reconciles=16",
+                "--aws-max-tps=10",
+                "--pipeline-quota=1000",
+                "--project-quota=5000",
                 "--metrics-addr=0.0.0.0:8080",
                 "--log-format=json",
             ],
@@ -332,6 +344,10 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
             format!("--namespace={watched}").as_str(),
             format!("--namespace={also_watched}").as_str(),
             "--leader-election",
+            "--max-concurrent-reconciles=16",
+            "--aws-max-tps=10",
+            "--pipeline-quota=1000",
+            "--project-quota=5000",
             "--metrics-addr=0.0.0.0:8080",
             "--log-format=json",
         ]
@@ -479,5 +495,48 @@ async fn optional_pdb_and_service_monitor() -> TestResult {
         monitor.data["spec"]["namespaceSelector"]["matchNames"],
         json!([release.namespace])
     );
+    Ok(())
+}
+
+/// `shards: 2`: a Deployment per shard, each with its index, a Lease of its own and a
+/// selector the other's pods do not match.
+#[tokio::test]
+async fn shards_render_one_deployment_each() -> TestResult {
+    let bed = TestBed::shared().await;
+    let kubeconfig = Kubeconfig::new(bed)?;
+    let release = shared_release(bed, &kubeconfig, "chart-shards").await?;
+    let result = release
+        .install_ok(&without_crd(
+            json!({"shards": 2, "selector": "tier!=legacy"}),
+        ))
+        .await?;
+    let docs = manifest_docs(&result)?;
+    let deployments: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Deployment").collect();
+    assert_eq!(deployments.len(), 2);
+    for (i, deployment) in deployments.iter().enumerate() {
+        assert_eq!(
+            deployment["metadata"]["name"],
+            format!("{}-shard-{i}", release.fullname())
+        );
+        let args: Vec<String> = serde_json::from_value(
+            deployment
+                .pointer("/spec/template/spec/containers/0/args")
+                .cloned()
+                .unwrap_or_default(),
+        )?;
+        for want in [
+            format!("--shard={i}/2"),
+            format!("--lease-name=branchpipeline-controller-shard-{i}"),
+            "--selector=tier!=legacy".to_string(),
+        ] {
+            assert!(args.contains(&want), "{want} missing in {args:?}");
+        }
+        let selector = &deployment["spec"]["selector"]["matchLabels"];
+        assert_eq!(selector["branchpipeline.dev/shard"], i.to_string());
+        assert_eq!(
+            deployment["spec"]["template"]["metadata"]["labels"]["branchpipeline.dev/shard"],
+            i.to_string()
+        );
+    }
     Ok(())
 }

@@ -191,3 +191,67 @@ async fn a_leader_that_loses_its_lease_stops_writing() -> Result<()> {
     );
     Ok(())
 }
+
+/// A gauge or counter value from a controller's /metrics text.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two shards split the resources: each is served by exactly one of them, and together they
+/// serve all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_split_the_resources_with_none_served_twice() -> Result<()> {
+    const N: usize = 10;
+    let mut h = Harness::new("shards").await?;
+    let ports = [free_port()?, free_port()?];
+    for (i, port) in ports.iter().enumerate() {
+        let shard = format!("{i}/2");
+        let addr = format!("127.0.0.1:{port}");
+        h.start_controller(&["--shard", &shard, "--metrics-addr", &addr])?;
+    }
+    let example = h.example();
+    for i in 0..N {
+        let mut bp = example.clone();
+        bp.metadata.name = Some(format!("bp-{i}"));
+        h.apply(&bp).await?;
+    }
+    for i in 0..N {
+        h.wait_ready(&format!("bp-{i}")).await?;
+    }
+    let managed = wait::until(
+        "both shards to report what they manage",
+        Duration::from_secs(30),
+        || async {
+            let mut counts = Vec::new();
+            for port in ports {
+                let text = http::request(
+                    &format!("http://127.0.0.1:{port}"),
+                    "GET",
+                    "/metrics",
+                    &[],
+                    b"",
+                )
+                .await?
+                .text();
+                counts.push(metric(&text, "branchpipeline_managed_pipelines"));
+            }
+            let total: u64 = counts.iter().sum();
+            Ok(if total == 2 * N as u64 {
+                Check::Done(counts)
+            } else {
+                Check::NotYet(format!("{counts:?}"))
+            })
+        },
+    )
+    .await?;
+    assert!(
+        managed.iter().all(|&c| c > 0),
+        "both shards serve some: {managed:?}"
+    );
+    println!("shards: {managed:?} pipelines of {N} resources");
+    let creates = h.count("CreatePipeline").await?;
+    assert_eq!(creates, 2 * N, "no pipeline was created twice");
+    Ok(())
+}
