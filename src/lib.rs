@@ -9,6 +9,7 @@ pub mod aws;
 pub mod controller;
 pub mod crd;
 pub mod duration;
+pub mod github;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;

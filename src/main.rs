@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use branchpipeline::api::DeletionPolicy;
 use branchpipeline::aws::sdk::SdkAws;
-use branchpipeline::controller::{self, Config, Context};
+use branchpipeline::controller::{self, Config, Context, TrackerConfig};
+use branchpipeline::github::client::{Credentials, OctocrabGithub};
+use branchpipeline::github::reporter::Reporter;
 use branchpipeline::leader::{self, LeaderConfig};
 use branchpipeline::metrics::Metrics;
 use branchpipeline::server::{self, Health};
@@ -43,7 +46,7 @@ enum Command {
     },
     /// Run the controller. AWS credentials, region and endpoint come from the SDK's standard
     /// chain (environment, profile, IRSA, Pod Identity, AWS_ENDPOINT_URL).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +95,26 @@ struct RunArgs {
     /// Reconciles in flight at once (per kind); the others wait. Sized for two cores.
     #[arg(long, default_value_t = 16)]
     max_concurrent_reconciles: u16,
+    /// How often each pipeline's executions are read when none is running (environments,
+    /// last run, commit statuses).
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    execution_poll_interval: Duration,
+    /// How often while an execution is running or awaiting approval.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    execution_active_poll_interval: Duration,
+    /// GitHub App id; with --github-app-key-file, commit statuses are posted as the App's
+    /// installation on each repository.
+    #[arg(long, env = "GITHUB_APP_ID", requires = "github_app_key_file")]
+    github_app_id: Option<u64>,
+    /// File holding the GitHub App's private key (PEM), e.g. a mounted Secret.
+    #[arg(long, requires = "github_app_id", conflicts_with = "github_token_file")]
+    github_app_key_file: Option<PathBuf>,
+    /// File holding a GitHub token with "Commit statuses: write", instead of an App.
+    #[arg(long)]
+    github_token_file: Option<PathBuf>,
+    /// GitHub's REST API: api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server.
+    #[arg(long, default_value = "https://api.github.com")]
+    github_api_url: String,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: std::net::SocketAddr,
@@ -124,7 +147,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Render { file } => render_cmd(&file),
-        Command::Run(args) => run_cmd(args),
+        Command::Run(args) => run_cmd(*args),
     }
 }
 
@@ -168,23 +191,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let aws = Arc::new(SdkAws::from_env(metrics.clone(), args.aws_max_tps.max(1)).await);
-    let config = Config {
-        resync_interval: args.resync_interval,
-        deletion_policy: args.deletion_policy.map(|p| match p {
-            PolicyArg::Delete => DeletionPolicy::Delete,
-            PolicyArg::Retain => DeletionPolicy::Retain,
-        }),
-        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
-        scope: branchpipeline::shard::Scope {
-            shard: args.shard,
-            selector: args.selector.clone(),
-        },
-        quotas: branchpipeline::reconcile::outcome::Quotas {
-            pipelines: args.pipeline_quota,
-            projects: args.project_quota,
-        },
-        ..Config::default()
-    };
+    let config = controller_config(&args, aws.region());
     tracing::info!(
         namespaces = %if args.namespaces.is_empty() { "(all)".to_string() } else { args.namespaces.join(",") },
         resync_interval_s = config.resync_interval.as_secs(),
@@ -207,7 +214,11 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, %addr, "metrics and probe endpoint failed");
         }
     });
-    let ctx = Arc::new(Context::new(client.clone(), aws, config, metrics.clone()));
+    let ctx = Context::new(client.clone(), aws, config, metrics.clone());
+    let ctx = Arc::new(match github_reporter(&args, &metrics)? {
+        Some(reporter) => ctx.with_reporter(reporter),
+        None => ctx,
+    });
     let namespace = args.namespaces.clone();
     let result = if args.leader_election {
         run_as_leader(&args, client, ctx, health, metrics).await
@@ -218,6 +229,68 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     };
     server.abort();
     result
+}
+
+/// The controller's settings from its flags.
+fn controller_config(args: &RunArgs, region: Option<&str>) -> Config {
+    Config {
+        resync_interval: args.resync_interval,
+        deletion_policy: args.deletion_policy.map(|p| match p {
+            PolicyArg::Delete => DeletionPolicy::Delete,
+            PolicyArg::Retain => DeletionPolicy::Retain,
+        }),
+        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+        scope: branchpipeline::shard::Scope {
+            shard: args.shard,
+            selector: args.selector.clone(),
+        },
+        quotas: branchpipeline::reconcile::outcome::Quotas {
+            pipelines: args.pipeline_quota,
+            projects: args.project_quota,
+        },
+        tracker: TrackerConfig {
+            poll_interval: args.execution_poll_interval,
+            active_interval: args.execution_active_poll_interval,
+            region: region.unwrap_or("us-east-1").to_string(),
+        },
+        ..Config::default()
+    }
+}
+
+/// The commit-status reporter, when GitHub credentials were given. The key and token are read
+/// from files (mounted Secrets) so they never appear in the process's arguments or logs.
+fn github_reporter(
+    args: &RunArgs,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Reporter>>> {
+    let credentials = match (
+        &args.github_app_id,
+        &args.github_app_key_file,
+        &args.github_token_file,
+    ) {
+        (Some(id), Some(key), _) => Credentials::App {
+            id: *id,
+            private_key_pem: std::fs::read(key)
+                .with_context(|| format!("reading the GitHub App key from {}", key.display()))?,
+        },
+        (_, _, Some(file)) => Credentials::Token(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading the GitHub token from {}", file.display()))?
+                .trim()
+                .to_string(),
+        ),
+        _ => {
+            tracing::info!("no GitHub credentials; commit statuses are not posted");
+            return Ok(None);
+        }
+    };
+    tracing::info!(api = %args.github_api_url, credentials = ?credentials, "posting commit statuses to GitHub");
+    let api = OctocrabGithub::new(&args.github_api_url, credentials)
+        .map_err(|e| anyhow::anyhow!("GitHub client: {e}"))?;
+    Ok(Some(Arc::new(Reporter::new(
+        Arc::new(api),
+        Some(metrics.clone()),
+    ))))
 }
 
 /// Reconciles only while this replica holds the Lease.

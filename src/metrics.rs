@@ -59,6 +59,7 @@ pub struct Metrics {
     reconcile_panics: Counter,
     aws: AwsMetrics,
     drift_repairs: Counter,
+    github_requests: Family<AwsLabels, Counter>,
     managed_pipelines: Gauge,
     managed_projects: Gauge,
     leader: Gauge,
@@ -140,6 +141,11 @@ impl Metrics {
                 "Reconciles that panicked (a bug); the resource is retried, the controller keeps running",
             ),
             aws: AwsMetrics::register(reg),
+            github_requests: register(
+                reg,
+                "github_requests",
+                "GitHub API requests by operation and outcome (success, rate_limited, retryable_error, terminal_error)",
+            ),
             drift_repairs: register(
                 reg,
                 "drift_repairs",
@@ -205,6 +211,15 @@ impl Metrics {
             .throttled
             .get_or_create(&OperationLabels {
                 operation: operation.into(),
+            })
+            .inc();
+    }
+
+    pub fn github_request(&self, operation: &str, outcome: &str) {
+        self.github_requests
+            .get_or_create(&AwsLabels {
+                operation: operation.into(),
+                outcome: outcome.into(),
             })
             .inc();
     }

@@ -26,6 +26,18 @@ pub struct ValidatedSpec {
     pub variables: Vec<PipelineVariableSpec>,
     /// `spec.tags`; the ownership tags are added by render.
     pub tags: BTreeMap<String, String>,
+    pub pull_requests: Option<PullRequests>,
+    /// `spec.github.commitStatuses`.
+    pub commit_statuses: bool,
+}
+
+/// Pull-request builds, resolved: the events as CodePipeline names them, and the stages run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullRequests {
+    pub branches: Vec<String>,
+    pub events: Vec<String>,
+    /// Indices into `stages`, in order.
+    pub stages: Vec<usize>,
 }
 
 /// Build settings with nothing left to inherit.
@@ -165,6 +177,18 @@ pub(crate) fn resolve(namespace: &str, name: &str, spec: &BranchPipelineSpec) ->
         environments,
         variables: spec.variables.clone(),
         tags: spec.tags.clone(),
+        pull_requests: spec.pull_requests.as_ref().map(|p| PullRequests {
+            branches: p.branches.clone(),
+            events: p.events.iter().map(|e| e.as_str().to_string()).collect(),
+            stages: spec
+                .stages
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| p.stages.is_empty() || p.stages.contains(&s.name))
+                .map(|(i, _)| i)
+                .collect(),
+        }),
+        commit_statuses: spec.github.as_ref().is_some_and(|g| g.commit_statuses),
     }
 }
 

@@ -65,7 +65,15 @@ fn crd_names_and_subresources() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Ready", "Reason", "Pipelines", "Age"]);
+    assert_eq!(
+        columns,
+        ["Ready", "Reason", "Pipelines", "Last Run", "Branch", "Age"]
+    );
+    // Keyed by type, so the reconcile and the execution tracker each own their conditions.
+    let conditions =
+        &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
     let compute = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["stages"]
         ["items"]["properties"]["computeType"];
     assert_eq!(compute["nullable"], true);

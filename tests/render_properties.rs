@@ -183,6 +183,8 @@ fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
                         tags: Default::default(),
                         deletion_policy: None,
                         run_history_limit: None,
+                        pull_requests: None,
+                        github: None,
                     },
                     status: None,
                 }

@@ -47,6 +47,8 @@ pub const MAX_TIMEOUT_MINUTES: u32 = 2160;
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Pipelines","type":"integer","jsonPath":".status.pipelineCount"}"#,
+    printcolumn = r#"{"name":"Last Run","type":"string","jsonPath":".status.lastExecution.result"}"#,
+    printcolumn = r#"{"name":"Branch","type":"string","priority":1,"jsonPath":".status.lastExecution.branch"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -96,11 +98,64 @@ pub struct BranchPipelineSpec {
     /// What happens to the AWS resources when this resource is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// Build pull requests: lint, test and build a PR's head commit in a pipeline of their own
+    /// (`<namespace>-<name>-pr`, PARALLEL, never deploying) and report it on GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_requests: Option<PullRequestSpec>,
+    /// Report runs back to GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GithubSpec>,
     /// Finished BranchPipelineRuns to keep for this resource, newest first; older ones are
     /// deleted. Defaults to 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 1000))]
     pub run_history_limit: Option<u32>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestSpec {
+    /// Destination branch patterns: pull requests into these are built.
+    #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 255)))]
+    pub branches: Vec<String>,
+    /// Which pull-request events start a build: OPEN and UPDATED (a closed one builds nothing).
+    #[serde(default = "default_pr_events")]
+    pub events: Vec<PullRequestEvent>,
+    /// The build stages a pull request runs, by name; all of them when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+}
+
+fn default_pr_events() -> Vec<PullRequestEvent> {
+    vec![PullRequestEvent::Open, PullRequestEvent::Updated]
+}
+
+/// CodePipeline's pull-request events that build (GitPullRequestFilter `events`).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullRequestEvent {
+    #[serde(rename = "OPEN")]
+    Open,
+    #[serde(rename = "UPDATED")]
+    Updated,
+}
+
+impl PullRequestEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Updated => "UPDATED",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubSpec {
+    /// Post a commit status per environment (`branchpipeline/<environment>`), one for the
+    /// build stages (`branchpipeline/build`) and one for pull requests (`branchpipeline/pr`).
+    /// Needs the controller's GitHub credentials.
+    #[serde(default)]
+    pub commit_statuses: bool,
 }
 
 /// Finished runs kept per BranchPipeline when `runHistoryLimit` is not set.

@@ -147,6 +147,32 @@ fn trigger_to_sdk(
                 .build(),
         );
     }
+    for pr in &t.git_configuration.pull_request {
+        let events = pr
+            .events
+            .iter()
+            .map(|e| cp::types::GitPullRequestEventType::from(e.as_str()))
+            .collect::<Vec<_>>();
+        let branches = pr.branches.as_ref().map(|f| {
+            cp::types::GitBranchFilterCriteria::builder()
+                .set_includes(non_empty(&f.includes))
+                .set_excludes(non_empty(&f.excludes))
+                .build()
+        });
+        let file_paths = pr.file_paths.as_ref().map(|f| {
+            cp::types::GitFilePathFilterCriteria::builder()
+                .set_includes(non_empty(&f.includes))
+                .set_excludes(non_empty(&f.excludes))
+                .build()
+        });
+        git = git.pull_request(
+            cp::types::GitPullRequestFilter::builder()
+                .set_events((!events.is_empty()).then_some(events))
+                .set_branches(branches)
+                .set_file_paths(file_paths)
+                .build(),
+        );
+    }
     cp::types::PipelineTriggerDeclaration::builder()
         .provider_type(cp::types::PipelineTriggerProviderType::from(
             t.provider_type.as_str(),
@@ -362,12 +388,12 @@ fn trigger_from_sdk(
     unmanaged: &mut Vec<String>,
 ) -> PipelineTrigger {
     let git = t.git_configuration.as_ref();
-    if git
+    let pull_request = git
         .and_then(|g| g.pull_request.as_ref())
-        .is_some_and(|p| !p.is_empty())
-    {
-        unmanaged.push(format!("{path}.gitConfiguration.pullRequest"));
-    }
+        .into_iter()
+        .flatten()
+        .map(pull_request_from_sdk)
+        .collect();
     let push = git
         .and_then(|g| g.push.as_ref())
         .into_iter()
@@ -395,7 +421,31 @@ fn trigger_from_sdk(
                 .map(|g| g.source_action_name.clone())
                 .unwrap_or_default(),
             push,
+            pull_request,
         },
+    }
+}
+
+fn pull_request_from_sdk(p: &cp::types::GitPullRequestFilter) -> GitPullRequestFilter {
+    let criteria = |f: Option<&Vec<String>>, g: Option<&Vec<String>>| FilterCriteria {
+        includes: f.cloned().unwrap_or_default(),
+        excludes: g.cloned().unwrap_or_default(),
+    };
+    GitPullRequestFilter {
+        events: p
+            .events
+            .iter()
+            .flatten()
+            .map(|e| e.as_str().to_string())
+            .collect(),
+        branches: p
+            .branches
+            .as_ref()
+            .map(|b| criteria(b.includes.as_ref(), b.excludes.as_ref())),
+        file_paths: p
+            .file_paths
+            .as_ref()
+            .map(|f| criteria(f.includes.as_ref(), f.excludes.as_ref())),
     }
 }
 

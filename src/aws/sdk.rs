@@ -86,7 +86,8 @@ impl SdkAws {
         Self::metered(&config, metrics, max_tps)
     }
 
-    fn region(&self) -> Option<&str> {
+    /// The region the SDK resolved, if any.
+    pub fn region(&self) -> Option<&str> {
         self.codepipeline.config().region().map(|r| r.as_ref())
     }
 

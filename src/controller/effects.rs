@@ -95,13 +95,21 @@ async fn write_status(
     bp: &BranchPipeline,
     status: &BranchPipelineStatus,
 ) -> Result<(), Error> {
-    if bp.status.as_ref() == Some(status) {
+    // The execution tracker's fields are its own (a separate field manager): applying them here
+    // would put back what it has since moved on from.
+    let status = status.without_tracked();
+    if bp
+        .status
+        .as_ref()
+        .map(BranchPipelineStatus::without_tracked)
+        == Some(status.clone())
+    {
         return Ok(());
     }
     let patch = json!({
         "apiVersion": crate::manifest::API_VERSION,
         "kind": crate::manifest::KIND,
-        "status": status,
+        "status": &status,
     });
     api.patch_status(
         &bp.name_any(),

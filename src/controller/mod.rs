@@ -29,7 +29,10 @@ mod cleanup;
 mod effects;
 mod runs;
 mod sync;
+mod tracker;
 mod watch;
+
+pub use tracker::{TRACKER_MANAGER, TrackerConfig};
 
 pub use watch::run;
 
@@ -46,6 +49,8 @@ pub struct Config {
     pub scope: crate::shard::Scope,
     /// Per-region quotas a plan must stay within.
     pub quotas: outcome::Quotas,
+    /// How executions are followed.
+    pub tracker: TrackerConfig,
 }
 
 impl Default for Config {
@@ -61,6 +66,7 @@ impl Default for Config {
                 pipelines: 1000,
                 projects: 5000,
             },
+            tracker: TrackerConfig::default(),
         }
     }
 }
@@ -79,6 +85,8 @@ pub struct Context {
     passes: Mutex<HashMap<String, usize>>,
     /// Objects this process has seen: the first reconcile of a settled one waits for its slot.
     seen: Mutex<HashSet<String>>,
+    /// Posts commit statuses; `None` when the controller has no GitHub credentials.
+    pub reporter: Option<Arc<crate::github::reporter::Reporter>>,
 }
 
 impl Context {
@@ -102,7 +110,14 @@ impl Context {
             inventory: Inventory::default(),
             passes: Mutex::default(),
             seen: Mutex::default(),
+            reporter: None,
         }
+    }
+
+    /// Posts commit statuses through `reporter`.
+    pub fn with_reporter(mut self, reporter: Arc<crate::github::reporter::Reporter>) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 
     /// On an object's first reconcile in this process, if it is settled (see

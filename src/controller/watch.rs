@@ -17,9 +17,14 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{debug, info};
 
-use super::{Context, error_policy, reconcile, runs};
+use super::{Context, error_policy, reconcile, runs, tracker};
 use crate::api::{BranchPipeline, BranchPipelineRun};
 use crate::server::Health;
+
+type Cache = (
+    kube::runtime::reflector::Store<BranchPipeline>,
+    kube::runtime::reflector::store::Writer<BranchPipeline>,
+);
 
 pub const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(250);
 pub const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -38,7 +43,13 @@ pub async fn run(
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let synced = Arc::new(AtomicUsize::new(0));
     let watches = apis.len();
-    let controllers = apis.into_iter().map(|api| {
+    // Created here so the execution tracker follows exactly the objects the watches cache.
+    let caches: Vec<Cache> = apis
+        .iter()
+        .map(|_| kube::runtime::reflector::store::<BranchPipeline>())
+        .collect();
+    let stores = caches.iter().map(|(reader, _)| reader.clone()).collect();
+    let controllers = apis.into_iter().zip(caches).map(|(api, cache)| {
         let (ctx, health, synced, shutdown) = (
             ctx.clone(),
             health.clone(),
@@ -53,15 +64,16 @@ pub async fn run(
                     info!("watch synced");
                 }
             };
-            run_one(api, ctx, on_synced, shutdown).await
+            run_one(api, cache, ctx, on_synced, shutdown).await
         }
     });
     let run_controllers = run_apis
         .into_iter()
         .map(|api| run_runs(api, ctx.clone(), shutdown.clone()));
-    futures::future::join(
+    futures::future::join3(
         futures::future::join_all(controllers),
         futures::future::join_all(run_controllers),
+        tracker::run(ctx.clone(), stores, shutdown.clone()),
     )
     .await;
     info!("controller stopped");
@@ -124,13 +136,13 @@ async fn run_runs(
 
 async fn run_one(
     api: Api<BranchPipeline>,
+    (reader, writer): Cache,
     ctx: Arc<Context>,
     on_synced: impl Fn() + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     // Status writes must not trigger reconciles (the controller's own writes would loop): react to
     // spec, annotation, finalizer and deletion changes only.
-    let (reader, writer) = kube::runtime::reflector::store();
     let mut first_list = Some(on_synced);
     let scope = ctx.config.scope.clone();
     let stream = watcher(api, watch_config(&ctx))

@@ -20,7 +20,7 @@ pub use stages::stage_name;
 
 use crate::api::{BranchPipeline, DEFAULT_GROUP};
 use crate::naming;
-use crate::resolved::{Environment, Feed, Group, ValidatedSpec};
+use crate::resolved::{Environment, Feed, Group, PullRequests, ValidatedSpec};
 use crate::validate::{self, FieldError};
 
 pub const SOURCE_STAGE: &str = "Source";
@@ -31,6 +31,8 @@ pub const BUILD_ARTIFACT: &str = "BuildOutput";
 pub const APPROVAL_ACTION: &str = "approve";
 pub const DEPLOY_ACTION: &str = "deploy";
 pub const DEPLOY_STAGE_PREFIX: &str = "deploy-";
+/// The pipeline group name of the pull-request pipeline, `<namespace>-<name>-pr`.
+pub const PULL_REQUEST_GROUP: &str = "pr";
 pub const BRANCH_RULE: &str = "BranchFilter";
 pub const BRANCH_VARIABLE: &str = "#{SourceVariables.BranchName}";
 
@@ -54,6 +56,11 @@ pub fn render(spec: &ValidatedSpec) -> Result<DesiredState, Vec<FieldError>> {
         let pipeline = pipeline(spec, &group, &projects);
         errors.extend(checks::pipeline(spec, &group, &pipeline));
         state.pipelines.push(pipeline);
+    }
+    if let Some(prs) = &spec.pull_requests {
+        state
+            .pipelines
+            .push(pull_request_pipeline(spec, prs, &projects));
     }
     state.projects = projects.list;
     if errors.is_empty() {
@@ -174,6 +181,47 @@ fn pipeline(
         environments: group.environments.iter().map(|e| e.name.clone()).collect(),
         branches: branches.starting,
         projects: projects.used_by(spec, group),
+    }
+}
+
+/// Pull requests build in a pipeline of their own: the chosen build stages, no deploys, and
+/// PARALLEL so a PR never queues behind a release (User Guide, "Set or change the pipeline
+/// execution mode"). It builds what a pull-request trigger starts it with: the PR's head
+/// ("Filter triggers on code push or pull requests").
+fn pull_request_pipeline(
+    spec: &ValidatedSpec,
+    prs: &PullRequests,
+    projects: &projects::SpecProjects,
+) -> DesiredPipeline {
+    let name = naming::pipeline_name(&spec.namespace, &spec.name, Some(PULL_REQUEST_GROUP));
+    let mut stage_list = vec![stages::source(spec, &spec.source.default_branch, false)];
+    let mut used = Vec::new();
+    for (n, &i) in prs.stages.iter().enumerate() {
+        let stage = &spec.stages[i];
+        let project = projects.stage(&stage.name);
+        stage_list.push(stages::build(
+            &stage.name,
+            &project,
+            n + 1 == prs.stages.len(),
+        ));
+        used.push(project);
+    }
+    let mut declaration = declaration(
+        spec,
+        name,
+        stage_list,
+        vec![stages::pull_request_trigger(spec, prs)],
+    );
+    declaration.execution_mode = "PARALLEL".into();
+    declaration
+        .variables
+        .retain(|v| !routing::RESERVED_VARIABLES.contains(&v.name.as_str()));
+    DesiredPipeline {
+        pipeline: declaration,
+        tags: tags(spec),
+        environments: Vec::new(),
+        branches: Vec::new(),
+        projects: used,
     }
 }
 

@@ -82,6 +82,21 @@ pub struct GitConfiguration {
     pub source_action_name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub push: Vec<GitPushFilter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_request: Vec<GitPullRequestFilter>,
+}
+
+/// CodePipeline API Reference, GitPullRequestFilter: `events` (OPEN, UPDATED, CLOSED) and the
+/// destination `branches`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitPullRequestFilter {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branches: Option<FilterCriteria>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_paths: Option<FilterCriteria>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use super::{
     SOURCE_ARTIFACT, SOURCE_NAMESPACE, SOURCE_STAGE, routing,
 };
 use crate::api::ApprovalSpec;
-use crate::resolved::{Environment, ValidatedSpec};
+use crate::resolved::{Environment, PullRequests, ValidatedSpec};
 
 pub(super) fn source(spec: &ValidatedSpec, branch: &str, detect_changes: bool) -> Stage {
     let source = &spec.source;
@@ -47,6 +47,31 @@ pub(super) fn push_trigger(spec: &ValidatedSpec, branches: Vec<String>) -> Pipel
             push: vec![GitPushFilter {
                 branches: Some(FilterCriteria {
                     includes: branches,
+                    excludes: Vec::new(),
+                }),
+                file_paths,
+            }],
+            pull_request: Vec::new(),
+        },
+    }
+}
+
+/// A pull-request trigger (CodePipeline API Reference, GitPullRequestFilter): the events, and
+/// the destination branches.
+pub(super) fn pull_request_trigger(spec: &ValidatedSpec, prs: &PullRequests) -> PipelineTrigger {
+    let file_paths = spec.source.file_paths.as_ref().map(|f| FilterCriteria {
+        includes: f.includes.clone(),
+        excludes: f.excludes.clone(),
+    });
+    PipelineTrigger {
+        provider_type: "CodeStarSourceConnection".into(),
+        git_configuration: GitConfiguration {
+            source_action_name: SOURCE_ACTION.into(),
+            push: Vec::new(),
+            pull_request: vec![GitPullRequestFilter {
+                events: prs.events.clone(),
+                branches: Some(FilterCriteria {
+                    includes: prs.branches.clone(),
                     excludes: Vec::new(),
                 }),
                 file_paths,

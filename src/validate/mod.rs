@@ -130,6 +130,9 @@ fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
         overrides("spec.deploy", &deploy.overrides(), &spec.defaults, errs);
     }
     environments(spec, errs);
+    if let Some(prs) = &spec.pull_requests {
+        pull_requests(spec, prs, errs);
+    }
     variables(&spec.variables, errs);
     tags(&spec.tags, errs);
 }
@@ -499,6 +502,36 @@ fn environment_names<'a>(
             GROUP_NAME_MAX,
             errs,
         );
+        if group == crate::render::PULL_REQUEST_GROUP {
+            errs.push(
+                format!("{base}.pipeline"),
+                "\"pr\" names the pull-request pipeline; choose another group name",
+            );
+        }
+    }
+}
+
+fn pull_requests(spec: &BranchPipelineSpec, prs: &PullRequestSpec, errs: &mut Errors) {
+    pattern_list(
+        "spec.pullRequests.branches",
+        &prs.branches,
+        false,
+        |p| rules::branch(p, true),
+        errs,
+    );
+    if prs.events.is_empty() {
+        errs.push(
+            "spec.pullRequests.events",
+            "needs OPEN, UPDATED or both; remove pullRequests to build no pull request",
+        );
+    }
+    for (i, stage) in prs.stages.iter().enumerate() {
+        if !spec.stages.iter().any(|s| &s.name == stage) {
+            errs.push(
+                format!("spec.pullRequests.stages[{i}]"),
+                format!("there is no build stage {stage:?}; name one of spec.stages"),
+            );
+        }
     }
 }
 
