@@ -101,10 +101,30 @@ async fn values_schema_rejects_bad_values() -> TestResult {
             json!({"leaderElection": {"enable": true}}),
             "'enable' not allowed",
         ),
+        (
+            json!({"github": {"apiUrl": "api.github.com"}}),
+            "/github/apiUrl",
+        ),
+        (
+            json!({"executions": {"pollInterval": "1 minute"}}),
+            "/executions/pollInterval",
+        ),
         // Template-level checks.
         (
             json!({"leaderElection": {"enabled": false}}),
             "needs leaderElection.enabled",
+        ),
+        (
+            json!({"github": {"app": {"id": 7, "privateKeySecret": {"name": "app"}}, "tokenSecret": {"name": "t"}}}),
+            "not both",
+        ),
+        (
+            json!({"github": {"app": {"id": 7}}}),
+            "needs github.app.privateKeySecret.name",
+        ),
+        (
+            json!({"github": {"app": {"privateKeySecret": {"name": "app"}}}}),
+            "needs github.app.id",
         ),
     ];
     let requests: Vec<Value> = cases
@@ -189,6 +209,8 @@ async fn chart_renders_defaults() -> TestResult {
             "--aws-max-tps=10",
             "--pipeline-quota=1000",
             "--project-quota=5000",
+            "--execution-poll-interval=60s",
+            "--execution-active-poll-interval=10s",
             "--metrics-addr=0.0.0.0:8080",
             "--log-format=json",
         ]
@@ -257,6 +279,8 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
                 "--aws-max-tps=10",
                 "--pipeline-quota=1000",
                 "--project-quota=5000",
+                "--execution-poll-interval=60s",
+                "--execution-active-poll-interval=10s",
                 "--metrics-addr=0.0.0.0:9090",
                 "--log-format=text",
             ],
@@ -271,6 +295,8 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
                 "--aws-max-tps=10",
                 "--pipeline-quota=1000",
                 "--project-quota=5000",
+                "--execution-poll-interval=60s",
+                "--execution-active-poll-interval=10s",
                 "--metrics-addr=0.0.0.0:8080",
                 "--log-format=json",
             ],
@@ -318,6 +344,82 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
     Ok(())
 }
 
+/// GitHub credentials come from Secrets mounted read-only and passed as files: never as
+/// arguments or environment variables, and with no RBAC on Secrets.
+#[tokio::test]
+async fn github_credentials_are_mounted_secrets() -> TestResult {
+    let bed = TestBed::shared().await;
+    let kubeconfig = Kubeconfig::new(bed)?;
+    let cases = [
+        (
+            json!({"github": {"apiUrl": "https://ghe.example.com/api/v3", "app": {"id": 123456, "privateKeySecret": {"name": "github-app"}}}}),
+            vec![
+                "--github-app-id=123456",
+                "--github-app-key-file=/var/run/secrets/github/app/private-key.pem",
+                "--github-api-url=https://ghe.example.com/api/v3",
+            ],
+            (
+                "github-app",
+                "/var/run/secrets/github/app",
+                "private-key.pem",
+            ),
+        ),
+        (
+            json!({"github": {"tokenSecret": {"name": "github-token", "key": "pat"}}}),
+            vec![
+                "--github-token-file=/var/run/secrets/github/token/pat",
+                "--github-api-url=https://api.github.com",
+            ],
+            ("github-token", "/var/run/secrets/github/token", "pat"),
+        ),
+    ];
+    for (i, (values, want, (secret, path, key))) in cases.iter().enumerate() {
+        let release = shared_release(bed, &kubeconfig, &format!("chart-github-{i}")).await?;
+        let docs = manifest_docs(&release.install_ok(&without_crd(values.clone())).await?)?;
+        let args = deployment_args(&docs)?;
+        let github: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .filter(|a| a.starts_with("--github"))
+            .collect();
+        assert_eq!(&github, want, "{values}");
+        let deployment = only(&docs, "Deployment")?;
+        let spec = &deployment["spec"]["template"]["spec"];
+        let volume = spec["volumes"]
+            .as_array()
+            .context("volumes")?
+            .iter()
+            .find(|v| v["secret"]["secretName"] == *secret)
+            .with_context(|| format!("no volume for {secret}: {spec}"))?;
+        assert_eq!(
+            volume["secret"]["items"],
+            json!([{"key": key, "path": key}])
+        );
+        let mount = spec["containers"][0]["volumeMounts"]
+            .as_array()
+            .context("mounts")?
+            .iter()
+            .find(|m| m["name"] == volume["name"])
+            .context("mount")?;
+        assert_eq!(
+            (mount["mountPath"].as_str(), mount["readOnly"].as_bool()),
+            (Some(*path), Some(true))
+        );
+        assert!(
+            deployment_env(&docs)?
+                .iter()
+                .all(|e| !e.to_string().contains(secret))
+        );
+        let cluster_role = find(&docs, "ClusterRole", &release.fullname())?;
+        assert_eq!(
+            grants(&rules_of(cluster_role)?)?,
+            controller_grants(),
+            "no Secrets access"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestResult {
     let bed = TestBed::shared().await;
@@ -348,6 +450,8 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
             "--aws-max-tps=10",
             "--pipeline-quota=1000",
             "--project-quota=5000",
+            "--execution-poll-interval=60s",
+            "--execution-active-poll-interval=10s",
             "--metrics-addr=0.0.0.0:8080",
             "--log-format=json",
         ]

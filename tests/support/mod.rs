@@ -22,6 +22,7 @@
 //! | [`env`] | where `scripts/testbed-install.sh` put the binaries |
 //! | [`wait`] | polling for a condition with a timeout, instead of fixed sleeps |
 //! | [`http`] | a minimal HTTP client for moto's control endpoints |
+//! | [`github`] | the bed's GitHub (`tests/github_fake`): the App's key, installations, recorded statuses and requests, injected rate limits |
 //! | [`fault_proxy`] | an HTTP proxy in front of moto that injects throttling, 5xx and denials |
 #![allow(dead_code)]
 
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod env;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod github;
 pub mod http;
 pub mod process;
 pub mod wait;
