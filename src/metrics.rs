@@ -66,6 +66,39 @@ pub struct Metrics {
     shard: Family<ShardLabels, Gauge>,
     /// Pipelines and projects per resource, summed into the gauges.
     managed: Mutex<HashMap<String, (i64, i64)>>,
+    updates: UpdateMetrics,
+}
+
+/// Pipeline updates held back for running executions, and executions cancelled.
+struct UpdateMetrics {
+    deferred: Counter,
+    cancelled: Counter,
+    oldest_wait: Gauge,
+    /// Seconds waited per resource with an update held back; the gauge is their maximum.
+    waits: Mutex<HashMap<String, i64>>,
+}
+
+impl UpdateMetrics {
+    fn register(reg: &mut Registry) -> Self {
+        Self {
+            deferred: register(
+                reg,
+                "pipeline_updates_deferred",
+                "Pipeline updates held back because executions were in flight",
+            ),
+            cancelled: register(
+                reg,
+                "executions_cancelled",
+                "Executions the controller cancelled by updating or deleting their pipeline",
+            ),
+            oldest_wait: register(
+                reg,
+                "pipeline_update_deferral_age_seconds",
+                "How long the oldest pipeline update still held back has waited",
+            ),
+            waits: Mutex::default(),
+        }
+    }
 }
 
 /// What the controller asks of AWS, and what AWS holds.
@@ -160,6 +193,7 @@ impl Metrics {
                 "1, labelled with the shard this process serves (N/M, or all)",
             ),
             managed: Mutex::default(),
+            updates: UpdateMetrics::register(reg),
             registry: r,
         }
     }
@@ -249,6 +283,25 @@ impl Metrics {
             .set(managed.values().map(|v| v.0).sum());
         self.managed_projects
             .set(managed.values().map(|v| v.1).sum());
+    }
+
+    /// Records one pass's held-back updates and cancellations for resource `key`.
+    pub fn record_updates(&self, key: &str, report: &crate::reconcile::outcome::UpdateReport) {
+        let u = &self.updates;
+        u.deferred
+            .inc_by(u64::try_from(report.newly_deferred).unwrap_or(u64::MAX));
+        u.cancelled
+            .inc_by(u64::try_from(report.cancelled_executions).unwrap_or(u64::MAX));
+        let mut waits = u.waits.lock().unwrap_or_else(|e| e.into_inner());
+        match report.oldest_wait {
+            Some(wait) => waits.insert(
+                key.to_string(),
+                i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            ),
+            None => waits.remove(key),
+        };
+        u.oldest_wait
+            .set(waits.values().copied().max().unwrap_or(0));
     }
 
     pub fn set_account(&self, pipelines: usize, projects: usize) {

@@ -183,6 +183,7 @@ fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
                         tags: Default::default(),
                         deletion_policy: None,
                         run_history_limit: None,
+                        update_policy: None,
                         pull_requests: None,
                         github: None,
                     },

@@ -18,6 +18,9 @@ pub mod annotations {
     pub const DELETION_POLICY: &str = "branchpipeline.dev/deletion-policy";
     /// A duration such as `5m` overriding the controller's `--resync-interval`.
     pub const RESYNC_INTERVAL: &str = "branchpipeline.dev/resync-interval";
+    /// Any new value makes pipeline updates that wait for running executions proceed once
+    /// (cancelling them); the value acted on is kept in `status.updateNow`.
+    pub const UPDATE_NOW: &str = "branchpipeline.dev/update-now";
     /// Removed: started a pipeline. A BranchPipelineRun replaces it; the controller reports
     /// the annotation as invalid so nobody waits for a run it will never start.
     pub const RUN_REMOVED: &str = "branchpipeline.dev/run";

@@ -110,6 +110,31 @@ pub struct BranchPipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 1000))]
     pub run_history_limit: Option<u32>,
+    /// What a pipeline update does while executions run. UpdatePipeline cancels a pipeline's
+    /// executions in flight (approvals waiting included), so by default it waits for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_policy: Option<UpdatePolicy>,
+}
+
+/// When a pipeline update may cancel running executions.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePolicy {
+    /// `Wait` (the default): an update waits until none of the pipeline's executions runs or
+    /// awaits approval, at most `maxWait`. `Proceed`: update at once, cancelling them.
+    #[serde(default)]
+    pub when_running: WhenRunning,
+    /// The longest an update waits, e.g. `1h` (the default) or `30m`; from 10s to 7d. After it
+    /// the update proceeds and cancels what still runs, with a Warning event naming it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum WhenRunning {
+    #[default]
+    Wait,
+    Proceed,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]

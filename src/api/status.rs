@@ -11,6 +11,8 @@ pub const CONDITION_ANNOTATIONS_VALID: &str = "AnnotationsValid";
 /// Present while `spec.github.commitStatuses` is on: whether statuses reach GitHub, and if
 /// not, why. Written by the execution tracker.
 pub const CONDITION_COMMIT_STATUSES: &str = "CommitStatuses";
+/// Present while a pipeline update waits for executions in flight (`spec.updatePolicy`).
+pub const CONDITION_UPDATE_PENDING: &str = "UpdatePending";
 
 /// What the controller found and did: conditions, the AWS resources it owns, the last sync.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -38,6 +40,13 @@ pub struct BranchPipelineStatus {
     /// The CodeBuild projects this resource renders and owns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
+    /// Pipeline updates waiting for executions to end (see `spec.updatePolicy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_updates: Vec<PendingUpdate>,
+    /// The last `branchpipeline.dev/update-now` value acted on: a new value forces the waiting
+    /// updates once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_now: Option<String>,
     /// What runs where: each environment's last run and what it has deployed. Written by the
     /// execution tracker, apart from the rest of the status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,6 +58,18 @@ pub struct BranchPipelineStatus {
     /// tracker's next ListPipelineExecutions stops there, after a restart too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub execution_cursors: Vec<ExecutionCursor>,
+}
+
+/// An UpdatePipeline held back because executions would be cancelled.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingUpdate {
+    /// The CodePipeline pipeline name.
+    pub pipeline: String,
+    /// RFC 3339 time the update was first held back.
+    pub since: String,
+    /// The executions in flight holding it, as last read.
+    pub executions: Vec<String>,
 }
 
 /// Where reading a pipeline's executions resumes.

@@ -9,11 +9,11 @@ use tracing::info;
 use super::sync::{Reads, known};
 use super::{Context, effects, now};
 use crate::api::*;
-use crate::reconcile::apply;
 use crate::reconcile::diff::Plan;
 use crate::reconcile::error::Error;
 use crate::reconcile::observe::{self, Scope};
 use crate::reconcile::outcome::{self, CleanupPlan, Facts, Outcome};
+use crate::reconcile::{apply, deferral};
 
 pub(super) async fn cleanup(
     bp: &BranchPipeline,
@@ -74,16 +74,32 @@ async fn delete_owned(bp: &BranchPipeline, reads: &Reads<'_>, facts: &Facts<'_>)
         delete_projects: owned.projects,
         ..Plan::default()
     };
+    // Deletion is what was asked for, so it never waits; the executions it stops are named.
+    let in_flight = match observe::in_flight(aws, &plan.delete_pipelines).await {
+        Ok(in_flight) => in_flight,
+        Err(e) => return outcome::deletion_failed(facts, e, &[]),
+    };
+    let stopping = deferral::decide(
+        &plan,
+        &in_flight,
+        deferral::Policy::default(),
+        facts.previous,
+        None,
+        facts.now,
+    );
     let mut done = Vec::new();
-    if let Err(e) = apply::apply(aws, &plan, &mut done).await {
-        return outcome::deletion_failed(facts, e, &done);
-    }
+    let mut out = match apply::apply(aws, &plan, &mut done).await {
+        Ok(()) => outcome::cleaned_up(facts, &done),
+        Err(e) => outcome::deletion_failed(facts, e, &done),
+    };
+    deferral::report_cancelled(&mut out, &stopping, &done);
     info!(
         pipelines = plan.delete_pipelines.len(),
         projects = plan.delete_projects.len(),
-        "cleaned up"
+        done = done.len(),
+        "cleanup pass"
     );
-    outcome::cleaned_up(facts, &done)
+    out
 }
 
 #[cfg(test)]
@@ -147,6 +163,7 @@ mod tests {
                 projects: 5000,
             },
             metrics: None,
+            poll: Duration::from_secs(60),
         };
         delete_owned(bp, &reads, &facts).await
     }

@@ -26,6 +26,7 @@ pub(super) async fn carry_out(
     for _ in 0..outcome.drift_repairs {
         ctx.metrics.drift_repaired();
     }
+    ctx.metrics.record_updates(&key(bp), &outcome.updates);
     write_status(api, bp, &outcome.status).await?;
     match outcome.managed {
         Managed::Unchanged => {}

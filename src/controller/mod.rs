@@ -180,6 +180,7 @@ impl Context {
             max_age: self.config.resync_interval,
             quotas: self.config.quotas,
             metrics: Some(self.metrics.as_ref()),
+            poll: self.config.tracker.poll_interval,
         }
     }
 

@@ -12,11 +12,11 @@ use crate::api::*;
 use crate::aws::AwsApi;
 use crate::aws::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::reconcile::apply;
-use crate::reconcile::diff::{self, Owner};
+use crate::reconcile::diff::{self, Observed, Owner, Plan};
 use crate::reconcile::error::{Error, Step};
 use crate::reconcile::observe::{self, Owned, Scope};
 use crate::reconcile::outcome::{self, Facts, Outcome};
+use crate::reconcile::{apply, deferral};
 use crate::render::{self, DesiredState};
 
 pub(super) async fn sync(
@@ -52,24 +52,36 @@ pub(super) struct Reads<'a> {
     pub quotas: outcome::Quotas,
     /// Where the account's counts from a listing go, for the quota gauges.
     pub metrics: Option<&'a Metrics>,
+    /// The execution poll interval: how soon an update held back is looked at again.
+    pub poll: Duration,
 }
 
-/// Observe → plan → apply → decide.
+/// Observe → plan → hold back what would cancel executions → apply → decide.
 async fn sync_aws(
     bp: &BranchPipeline,
     reads: &Reads<'_>,
     facts: &Facts<'_>,
     desired: &DesiredState,
 ) -> Outcome {
+    match observe_and_plan(bp, reads, facts, desired).await {
+        Ok((observed, plan)) => apply_plan(bp, reads, facts, desired, &observed, &plan).await,
+        Err(outcome) => outcome,
+    }
+}
+
+async fn observe_and_plan(
+    bp: &BranchPipeline,
+    reads: &Reads<'_>,
+    facts: &Facts<'_>,
+    desired: &DesiredState,
+) -> Result<(Observed, Plan), Outcome> {
     let aws = reads.aws;
     let namespace = bp.namespace().unwrap_or_default();
     let name = bp.name_any();
     let known = known(facts.previous);
     let snapshot = if observe::needs_discovery(desired, &known) {
-        match reads.inventory.snapshot(aws, reads.max_age).await {
-            Ok(snapshot) => Some(snapshot),
-            Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
-        }
+        let snapshot = reads.inventory.snapshot(aws, reads.max_age).await;
+        Some(snapshot.map_err(|e| outcome::aws_failed(facts, Step::Observe, e, &[]))?)
     } else {
         None
     };
@@ -80,10 +92,9 @@ async fn sync_aws(
         snapshot: snapshot.as_deref(),
         pass: reads.pass,
     };
-    let observed = match observe::observe(aws, desired, &scope).await {
-        Ok(observed) => observed,
-        Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
-    };
+    let observed = observe::observe(aws, desired, &scope)
+        .await
+        .map_err(|e| outcome::aws_failed(facts, Step::Observe, e, &[]))?;
     let owner = Owner {
         namespace: &namespace,
         name: &name,
@@ -96,19 +107,55 @@ async fn sync_aws(
             metrics.set_account(account.0, account.1);
         }
         if let Some(message) = outcome::over_quota(&plan, account, reads.quotas) {
-            return outcome::quota_exceeded(facts, &message);
+            return Err(outcome::quota_exceeded(facts, &message));
         }
     }
+    Ok((observed, plan))
+}
+
+/// Reads the executions in flight of the pipelines the plan updates or deletes, holds back the
+/// updates `spec.updatePolicy` says must wait, applies the rest and decides.
+async fn apply_plan(
+    bp: &BranchPipeline,
+    reads: &Reads<'_>,
+    facts: &Facts<'_>,
+    desired: &DesiredState,
+    observed: &Observed,
+    plan: &Plan,
+) -> Outcome {
+    let aws = reads.aws;
+    let touched: Vec<String> = plan
+        .update_pipelines
+        .iter()
+        .map(|p| p.name.clone())
+        .chain(plan.delete_pipelines.iter().cloned())
+        .collect();
+    let in_flight = match observe::in_flight(aws, &touched).await {
+        Ok(in_flight) => in_flight,
+        Err(e) => return outcome::aws_failed(facts, Step::Observe, e, &[]),
+    };
+    let deferral = deferral::decide(
+        plan,
+        &in_flight,
+        deferral::Policy::of(&bp.spec),
+        facts.previous,
+        facts.settings.update_now.as_deref(),
+        facts.now,
+    );
+    let plan = deferral::without_deferred(plan, &deferral);
     info!(
         writes = plan.writes(),
         foreign = plan.foreign.len(),
+        deferred = deferral.deferred.len(),
         "planned"
     );
     let mut done = Vec::new();
-    if let Err(e) = apply::apply(aws, &plan, &mut done).await {
-        return outcome::aws_failed(facts, Step::Apply, e, &done);
-    }
-    outcome::synced(facts, desired, &observed, &plan, &done)
+    let mut out = match apply::apply(aws, &plan, &mut done).await {
+        Ok(()) => outcome::synced(facts, desired, observed, &plan, &done),
+        Err(e) => outcome::aws_failed(facts, Step::Apply, e, &done),
+    };
+    deferral::report(&mut out, facts, &deferral, &done, reads.poll);
+    out
 }
 
 /// What the last status named as this resource's.
@@ -175,6 +222,7 @@ mod tests {
                 projects: 5000,
             },
             metrics: None,
+            poll: Duration::from_secs(60),
         };
         sync_aws(bp, &reads, &facts, &desired).await
     }
@@ -247,6 +295,58 @@ mod tests {
         assert_eq!(reasons(&second), ["DriftRepaired"]);
         assert_eq!(second.drift_repairs, 1);
         assert_eq!(aws.count("UpdatePipeline"), 1);
+    }
+
+    #[tokio::test]
+    async fn drift_during_a_run_waits_and_projects_do_not() {
+        use crate::aws::executions::{Execution, ExecutionStatus};
+        let aws = FakeAws::default();
+        let bp = example();
+        let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        aws.tamper_pipeline("team-orders-orders-api", |p| {
+            p.declaration.execution_mode = "PARALLEL".into();
+        });
+        aws.report(
+            Execution {
+                id: "running-1".into(),
+                status: ExecutionStatus::InProgress,
+                ..Execution::default()
+            },
+            Vec::new(),
+        );
+        let mut edited = bp.clone();
+        edited.metadata.generation = Some(2);
+        edited.spec.stages[1].compute_type = Some(ComputeType::General1Large);
+        let held = sync_once(&aws, &edited, &first.status).await;
+        assert_eq!(
+            aws.count("UpdatePipeline"),
+            0,
+            "the repair waits for the run"
+        );
+        assert_eq!(
+            aws.count("UpdateProject"),
+            1,
+            "a project update does not wait"
+        );
+        assert_eq!(held.status.pending_updates.len(), 1);
+        assert_eq!(held.drift_repairs, 0);
+        assert!(reasons(&held).contains(&"UpdatePending"));
+        aws.report(
+            Execution {
+                id: "running-1".into(),
+                status: ExecutionStatus::Succeeded,
+                ..Execution::default()
+            },
+            Vec::new(),
+        );
+        let done = sync_once(&aws, &edited, &held.status).await;
+        assert_eq!(
+            aws.count("UpdatePipeline"),
+            1,
+            "repaired once the run ended"
+        );
+        assert!(done.status.pending_updates.is_empty());
+        assert!(done.status.condition(CONDITION_UPDATE_PENDING).is_none());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! controller carries out.
 
 pub mod apply;
+pub mod deferral;
 pub mod diff;
 pub mod error;
 pub mod events;

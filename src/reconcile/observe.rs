@@ -16,6 +16,33 @@ use crate::aws::{AwsApi, AwsError};
 use crate::naming;
 use crate::render::model::DesiredState;
 
+/// Executions most pipelines have in flight at once: more would wait at a stage's entry, and
+/// they are listed newest first, so the first page holds every one that matters.
+const IN_FLIGHT_READ: usize = 50;
+
+/// The executions in flight (InProgress, Stopping: running, waiting at an approval or at a
+/// stage's entry) of each of `pipelines`: one ListPipelineExecutions each, made only before an
+/// update or deletion.
+pub async fn in_flight(
+    aws: &dyn AwsApi,
+    pipelines: &[String],
+) -> Result<super::deferral::InFlight, AwsError> {
+    let mut out = super::deferral::InFlight::new();
+    for pipeline in pipelines {
+        let running: Vec<String> = aws
+            .list_executions(pipeline, None, IN_FLIGHT_READ)
+            .await?
+            .into_iter()
+            .filter(|e| !e.status.is_finished())
+            .map(|e| e.id)
+            .collect();
+        if !running.is_empty() {
+            out.insert(pipeline.clone(), running);
+        }
+    }
+    Ok(out)
+}
+
 /// Names of resources owned by `namespace/name`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Owned {

@@ -49,6 +49,19 @@ pub struct Outcome {
     pub next: Next,
     pub drift_repairs: usize,
     pub managed: Managed,
+    /// Pipeline updates and deletions: what waits and what was cancelled.
+    pub updates: UpdateReport,
+}
+
+/// For the metrics: pipeline updates held back and executions cancelled by this pass.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UpdateReport {
+    /// Updates held back this pass that were not held before.
+    pub newly_deferred: usize,
+    /// How long the oldest update still held back has waited.
+    pub oldest_wait: Option<std::time::Duration>,
+    /// Executions an update or deletion of this pass cancelled.
+    pub cancelled_executions: usize,
 }
 
 /// What every decision reads besides its own inputs.
@@ -64,13 +77,14 @@ pub struct Facts<'a> {
 }
 
 impl Facts<'_> {
-    fn outcome(&self, next: Next) -> Outcome {
+    pub(crate) fn outcome(&self, next: Next) -> Outcome {
         Outcome {
             status: self.previous.clone(),
             events: Vec::new(),
             next,
             drift_repairs: 0,
             managed: Managed::Unchanged,
+            updates: UpdateReport::default(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Settings {
     /// [`Settings::deletion_policy`]).
     deletion_policy: Result<DeletionPolicy, AnnotationProblem>,
     pub adopt: bool,
+    /// `branchpipeline.dev/update-now`, when set to a usable value.
+    pub update_now: Option<String>,
     pub problems: Vec<AnnotationProblem>,
 }
 
@@ -64,7 +66,11 @@ const KNOWN: &[&str] = &[
     annotations::ADOPT,
     annotations::DELETION_POLICY,
     annotations::RESYNC_INTERVAL,
+    annotations::UPDATE_NOW,
 ];
+
+/// The longest `branchpipeline.dev/update-now` value kept: it is copied into the status.
+pub const UPDATE_NOW_MAX: usize = 253;
 
 pub fn settings(bp: &BranchPipeline, defaults: Defaults) -> Settings {
     let empty = BTreeMap::new();
@@ -78,11 +84,13 @@ pub fn settings(bp: &BranchPipeline, defaults: Defaults) -> Settings {
         .unwrap_or(DeletionPolicy::Delete);
     let deletion_policy = deletion(annotations, fallback, &mut problems);
     let adopt = adopt(annotations, &mut problems);
+    let update_now = update_now(annotations, &mut problems);
     unknown(annotations, &mut problems);
     Settings {
         resync_interval,
         deletion_policy,
         adopt,
+        update_now,
         problems,
     }
 }
@@ -157,6 +165,23 @@ fn adopt(annotations: &BTreeMap<String, String>, problems: &mut Vec<AnnotationPr
             false
         }
     }
+}
+
+/// Any value works (a timestamp, a ticket number); only its change matters.
+fn update_now(
+    annotations: &BTreeMap<String, String>,
+    problems: &mut Vec<AnnotationProblem>,
+) -> Option<String> {
+    let value = annotations.get(annotations::UPDATE_NOW)?;
+    if value.chars().count() > UPDATE_NOW_MAX {
+        problems.push(problem(
+            annotations::UPDATE_NOW,
+            value,
+            format!("the value is longer than {UPDATE_NOW_MAX} characters; use a shorter one, such as the time or a ticket number (ignored meanwhile)"),
+        ));
+        return None;
+    }
+    Some(value.clone())
 }
 
 /// A misspelt annotation under our prefix would otherwise be ignored without a word.
@@ -303,6 +328,20 @@ mod tests {
         assert!(!adopt("yes").adopt);
         assert_eq!(adopt("yes").problems.len(), 1);
         assert!(!settings(&example(&[]), DEFAULTS).adopt);
+    }
+
+    #[test]
+    fn update_now_takes_any_short_value() {
+        let s = settings(
+            &example(&[(annotations::UPDATE_NOW, "2026-11-27T10:00")]),
+            DEFAULTS,
+        );
+        assert_eq!(s.update_now.as_deref(), Some("2026-11-27T10:00"));
+        assert!(s.problems.is_empty());
+        let long = "x".repeat(UPDATE_NOW_MAX + 1);
+        let s = settings(&example(&[(annotations::UPDATE_NOW, &long)]), DEFAULTS);
+        assert_eq!(s.update_now, None);
+        assert_eq!(s.problems.len(), 1);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub mod reason {
     pub const DELETION_BLOCKED: &str = "DeletionBlocked";
     /// Creating what the spec renders would exceed a configured per-region quota.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// A pipeline update waits for executions in flight (`spec.updatePolicy`).
+    pub const UPDATE_PENDING: &str = "UpdatePending";
+    /// An update or deletion went ahead and cancelled executions.
+    pub const EXECUTIONS_CANCELLED: &str = "ExecutionsCancelled";
     /// A `branchpipeline.dev/` annotation has a value the controller cannot use.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }

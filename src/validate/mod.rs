@@ -135,6 +135,21 @@ fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
     }
     variables(&spec.variables, errs);
     tags(&spec.tags, errs);
+    update_policy(spec, errs);
+}
+
+fn update_policy(spec: &BranchPipelineSpec, errs: &mut Errors) {
+    use crate::reconcile::deferral::{MAX_WAIT_MAX, MAX_WAIT_MIN};
+    let Some(max_wait) = spec
+        .update_policy
+        .as_ref()
+        .and_then(|p| p.max_wait.as_deref())
+    else {
+        return;
+    };
+    if let Err(e) = crate::duration::parse_within(max_wait, MAX_WAIT_MIN, MAX_WAIT_MAX) {
+        errs.push("spec.updatePolicy.maxWait", e);
+    }
 }
 
 fn source(source: &SourceSpec, errs: &mut Errors) {

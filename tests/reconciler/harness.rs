@@ -252,7 +252,7 @@ impl Harness {
     }
 
     /// A failed wait, with the controllers' logs that explain it.
-    fn with_logs<T>(&self, waited: Result<T>) -> Result<T> {
+    pub fn with_logs<T>(&self, waited: Result<T>) -> Result<T> {
         waited.map_err(|e| anyhow!("{e:#}\n{}", self.logs()))
     }
 

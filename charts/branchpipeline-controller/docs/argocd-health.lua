@@ -11,7 +11,9 @@
 --   Progressing  no status yet; generation not yet observed; Ready missing, Unknown or
 --                False with reason Progressing (or any reason not listed below);
 --                Synced=False with reason AWSError (a retryable AWS failure the
---                controller is backing off from) while Ready is not False
+--                controller is backing off from) while Ready is not False;
+--                Synced=False with reason UpdatePending (a pipeline update waits for
+--                running executions, see spec.updatePolicy) while Ready is not False
 --   Degraded     Ready=False with reason InvalidSpec, NotOwned or AWSTerminalError:
 --                waiting will not fix these, a spec or AWS-side change will
 local hs = {}
@@ -75,6 +77,12 @@ end
 if ready.status ~= "False" and synced ~= nil and synced.status ~= "True" and synced.reason == "AWSError" then
   hs.status = "Progressing"
   hs.message = "Retrying after a retryable AWS error: " .. text(synced.message, "no message")
+  return hs
+end
+
+if ready.status ~= "False" and synced ~= nil and synced.status ~= "True" and synced.reason == "UpdatePending" then
+  hs.status = "Progressing"
+  hs.message = "Waiting for running executions: " .. text(synced.message, "no message")
   return hs
 end
 
