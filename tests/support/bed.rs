@@ -47,10 +47,32 @@ pub struct TestBed {
     apiserver_restarts: AtomicUsize,
 }
 
+/// How a private bed is started; the default is what [`TestBed::start`] does.
+#[derive(Debug, Clone)]
+pub struct BedOptions {
+    /// moto's default page size for ListPipelines and ListProjects (`BPL_MOTO_PAGE_SIZE`):
+    /// [`MOTO_PAGE_SIZE`] (10) for the tests, so every listing pages; AWS's is 100.
+    pub moto_page_size: String,
+}
+
+impl Default for BedOptions {
+    fn default() -> Self {
+        Self {
+            moto_page_size: MOTO_PAGE_SIZE.to_owned(),
+        }
+    }
+}
+
 impl TestBed {
     /// Starts etcd, kube-apiserver and moto on free loopback ports, each with its own
     /// data under a fresh temporary directory, and waits until all of them serve.
     pub async fn start() -> Result<Self> {
+        Self::start_with(BedOptions::default()).await
+    }
+
+    /// [`TestBed::start`] with other options, e.g. moto paging like AWS (100 a page) for a
+    /// benchmark.
+    pub async fn start_with(options: BedOptions) -> Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let env = BedEnv::load()?;
         let admin_token = env.admin_token()?;
@@ -80,8 +102,9 @@ impl TestBed {
             &[
                 ("PYTHONDONTWRITEBYTECODE", "1"),
                 ("PYTHONUNBUFFERED", "1"),
-                // Pages of 10 instead of AWS's 100, so every listing in the tests pages.
-                ("BPL_MOTO_PAGE_SIZE", MOTO_PAGE_SIZE),
+                // Pages of 10 instead of AWS's 100 by default, so every listing in the
+                // tests pages.
+                ("BPL_MOTO_PAGE_SIZE", options.moto_page_size.as_str()),
             ],
             &path.join("moto.log"),
         )?;

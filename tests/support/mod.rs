@@ -4,7 +4,8 @@
 //! Binaries come from `scripts/testbed-install.sh` (see [`env`]). Two ways to use it:
 //!
 //! * `TestBed::start().await?` — a private bed, stopped when dropped (~7 s to start, 1 s
-//!   to stop on 2 cores: prefer the shared bed for suites).
+//!   to stop on 2 cores: prefer the shared bed for suites). `TestBed::start_with(BedOptions
+//!   { .. })` starts one with other options (moto's page size: 10 for the tests, 100 as AWS).
 //! * `TestBed::shared().await` — one bed per test binary; isolate tests with
 //!   [`TestBed::unique_namespace`] and [`unique_name`] for AWS resources (moto state is
 //!   global to the bed). Stopped when the test binary exits.
@@ -41,4 +42,4 @@ pub mod wait;
 #[allow(unused_imports)]
 pub use aws::{AWS_ACCOUNT_ID, AWS_REGION, AwsRequest, MOTO_PAGE_SIZE};
 #[allow(unused_imports)]
-pub use bed::{NAMESPACE_LABEL, TestBed, unique_name};
+pub use bed::{BedOptions, NAMESPACE_LABEL, TestBed, unique_name};

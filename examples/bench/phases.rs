@@ -1,0 +1,397 @@
+//! The bench's phases, each measured on its own: the plain loop; cold convergence and edits
+//! while idle (controller "cold", default resync interval); one steady pass (controller
+//! "steady", restarted with a resync interval that makes a pass short enough to watch); and a
+//! pass with many slots falling, with edits during it (controller "busy", a shorter interval).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use branchpipeline::aws::sdk::SdkAws;
+use kube::Client;
+
+use crate::controller::{self, Controller};
+use crate::edits::{self, Edit, EditReport, Editor};
+use crate::fleet::{self, Object, ReadyWatch};
+use crate::metrics::Sample;
+use crate::plain::{self, PlainRun};
+use crate::support::{BedOptions, TestBed};
+use crate::{Args, procfs, report};
+
+/// moto's page size in the bench: AWS's.
+const AWS_PAGE_SIZE: &str = "100";
+const PREFIX: &str = "bench";
+const PLAIN_PREFIX: &str = "plain";
+/// The controller's default `--resync-interval`, for cold convergence.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
+/// The computeType the edits set on the `test` stage (the example has MEDIUM).
+const EDITED_COMPUTE: &str = "BUILD_GENERAL1_LARGE";
+/// Between two edits while idle.
+const IDLE_EDIT_GAP: Duration = Duration::from_secs(2);
+
+pub struct Bench {
+    pub args: Args,
+    bed: TestBed,
+    client: Client,
+    /// The bench's own AWS client (the plain loop, the edit polls): no metering, no limit.
+    aws: SdkAws,
+    role: String,
+    objects: Vec<Object>,
+    /// Logs of the controller runs, kept after the bench.
+    dir: PathBuf,
+    binary: PathBuf,
+}
+
+/// Everything measured, for the summary of targets.
+pub struct Results {
+    pub plain: PlainRun,
+    pub cold: Cold,
+    pub pass: Pass,
+    pub idle_edits: EditReport,
+    pub busy_edits: EditReport,
+    /// Peak RSS of each controller process, KiB.
+    pub rss: Vec<(String, u64)>,
+}
+
+impl Bench {
+    /// The bed (moto paging by 100), the CRDs, a pipeline role, and the namespaces.
+    pub async fn setup(args: Args) -> Result<Self> {
+        let binary = controller::binary()?;
+        let dir = logs_dir(&binary, args.n)?;
+        println!("Starting the bed (kube-apiserver, etcd, moto paging by {AWS_PAGE_SIZE}) ...");
+        let options = BedOptions {
+            moto_page_size: AWS_PAGE_SIZE.to_owned(),
+        };
+        let bed = TestBed::start_with(options).await?;
+        bed.install_crds().await?;
+        let role = bed.create_codepipeline_role("bench-codepipeline").await?;
+        let client = bed.client();
+        fleet::create_namespaces(&client, PREFIX).await?;
+        let aws = SdkAws::new(&bed.aws_config().await);
+        let objects = fleet::generate(PREFIX, args.n);
+        report::setup(&args, &dir);
+        Ok(Self {
+            args,
+            bed,
+            client,
+            aws,
+            role,
+            objects,
+            dir,
+            binary,
+        })
+    }
+
+    /// The plain loop, then the controller's cold convergence; the controller keeps running.
+    async fn plain_and_cold(&self) -> Result<(PlainRun, Cold, Controller)> {
+        let plain = self.plain().await?;
+        let controller = self.start_controller("cold", DEFAULT_INTERVAL).await?;
+        let cold = self.cold(&controller).await?;
+        report::cold(&self.args, &cold, &plain);
+        Ok((plain, cold, controller))
+    }
+
+    /// `--cold-only`: the plain loop and cold convergence alone.
+    pub async fn run_cold_only(&self) -> Result<()> {
+        let (_, _, controller) = self.plain_and_cold().await?;
+        report::rss(&[stop(&controller, "cold")?]);
+        Ok(())
+    }
+
+    pub async fn run(&self) -> Result<Results> {
+        let (plain, cold, cold_controller) = self.plain_and_cold().await?;
+        let mut rss = Vec::new();
+        let idle_edits = self.idle_edits().await?;
+        report::edits("Edits while idle", &idle_edits);
+        rss.push(stop(&cold_controller, "cold")?);
+        let steady = self
+            .start_controller("steady", self.args.idle_interval())
+            .await?;
+        let pass = self.steady_pass(&steady).await?;
+        report::pass("Steady pass", &self.args, &pass);
+        rss.push(stop(&steady, "steady")?);
+        let busy = self
+            .start_controller("busy", self.args.busy_interval())
+            .await?;
+        let (busy_pass, busy_edits) = self.busy(&busy).await?;
+        report::pass("Busy pass", &self.args, &busy_pass);
+        report::edits("Edits during the busy pass", &busy_edits);
+        rss.push(stop(&busy, "busy")?);
+        report::rss(&rss);
+        Ok(Results {
+            plain,
+            cold,
+            pass,
+            idle_edits,
+            busy_edits,
+            rss,
+        })
+    }
+
+    pub fn shutdown(&self) {
+        self.bed.shutdown();
+    }
+
+    async fn plain(&self) -> Result<PlainRun> {
+        println!(
+            "Plain loop: the Create calls of {} objects ...",
+            self.args.n
+        );
+        let objects = fleet::generate(PLAIN_PREFIX, self.args.n);
+        self.bed.reset_aws_requests().await?;
+        let run = plain::run(&self.aws, &objects, &self.role, self.args.plain_concurrency).await?;
+        let (moto, failed) = self.moto_log_summary().await?;
+        report::plain(&run, &moto, failed);
+        Ok(run)
+    }
+
+    async fn start_controller(&self, label: &str, interval: Duration) -> Result<Controller> {
+        let n = self.args.n;
+        let mut args = vec![
+            "--resync-interval".to_owned(),
+            format!("{}s", interval.as_secs()),
+            // 2 pipelines and 4 projects an object, the plain loop's as many again: an
+            // account with its quotas raised (defaults: 1,000 pipelines, 5,000 projects).
+            "--pipeline-quota".to_owned(),
+            (5 * n).max(1000).to_string(),
+            "--project-quota".to_owned(),
+            (10 * n).max(5000).to_string(),
+        ];
+        if let Some(tps) = self.args.aws_max_tps {
+            args.extend(["--aws-max-tps".to_owned(), tps.to_string()]);
+        }
+        println!("Starting the controller ({label}): {}", args.join(" "));
+        Controller::start(&self.bed, &self.binary, &self.dir, label, &args).await
+    }
+
+    /// Every process whose CPU time the bench reports.
+    fn processes(&self, controller: &Controller) -> Vec<(String, u32)> {
+        let mut all = self.bed.pids();
+        all.push(("controller".to_owned(), controller.pid()));
+        all.push(("bench".to_owned(), std::process::id()));
+        all
+    }
+}
+
+/// Cold convergence: from the first apply until every object is Ready.
+pub struct Cold {
+    pub elapsed: Duration,
+    /// Until the last apply returned.
+    pub applied: Duration,
+    /// When each object became Ready, sorted.
+    pub ready: Vec<Duration>,
+    /// The controller's metrics over the phase.
+    pub metrics: Sample,
+    /// moto's log of the phase: requests by operation, and how many failed.
+    pub moto: BTreeMap<String, usize>,
+    pub moto_failed: usize,
+    /// CPU seconds each process used.
+    pub cpu: Vec<(String, f64)>,
+}
+
+impl Bench {
+    async fn cold(&self, controller: &Controller) -> Result<Cold> {
+        println!(
+            "Applying {} BranchPipelines over {} namespaces ...",
+            self.args.n,
+            fleet::NAMESPACES
+        );
+        let before = controller.metrics().await?;
+        self.bed.reset_aws_requests().await?;
+        let cpu_before = procfs::cpu_of(&self.processes(controller));
+        let since = Instant::now();
+        let watch = ReadyWatch::start(&self.client, self.args.n, since).await?;
+        let started = Instant::now();
+        fleet::apply_all(&self.client, &self.objects, &self.role).await?;
+        let applied = started.elapsed();
+        let timeout = Duration::from_secs(300 + 3 * self.args.n as u64);
+        let ready = watch.all_ready(timeout).await;
+        controller.ensure_running()?;
+        let lead = started - since;
+        let ready: Vec<Duration> = ready?.into_iter().map(|t| t.saturating_sub(lead)).collect();
+        let elapsed = *ready.last().context("no object")?;
+        let cpu = procfs::cpu_used(&cpu_before, &procfs::cpu_of(&self.processes(controller)));
+        let metrics = controller.metrics().await?.minus(&before);
+        let (moto, moto_failed) = self.moto_log_summary().await?;
+        Ok(Cold {
+            elapsed,
+            applied,
+            ready,
+            metrics,
+            moto,
+            moto_failed,
+            cpu,
+        })
+    }
+
+    /// moto's log since its last reset: requests by operation, and how many were not 2xx.
+    async fn moto_log_summary(&self) -> Result<(BTreeMap<String, usize>, usize)> {
+        let log = self.bed.aws_requests().await?;
+        let mut by_action = BTreeMap::new();
+        for request in &log {
+            *by_action
+                .entry(request.action.clone().unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+        let failed = log
+            .iter()
+            .filter(|r| !r.status.is_some_and(|s| (200..300).contains(&s)))
+            .count();
+        Ok((by_action, failed))
+    }
+}
+
+/// One resync pass: a window in which every object's slot falls once.
+pub struct Pass {
+    pub window: Duration,
+    /// The controller's metrics over the window.
+    pub metrics: Sample,
+    /// Objects whose resourceVersion changed (edited ones left out).
+    pub status_writes: usize,
+    /// Requests in moto's log over the window, when nothing else called AWS.
+    pub moto_requests: Option<usize>,
+    pub cpu: Vec<(String, f64)>,
+}
+
+/// What a pass is measured from.
+struct PassStart {
+    at: Instant,
+    metrics: Sample,
+    versions: HashMap<String, String>,
+    cpu: BTreeMap<String, f64>,
+}
+
+impl Bench {
+    async fn begin_pass(&self, controller: &Controller) -> Result<PassStart> {
+        self.bed.reset_aws_requests().await?;
+        Ok(PassStart {
+            at: Instant::now(),
+            metrics: controller.metrics().await?,
+            versions: fleet::resource_versions(&self.client).await?,
+            cpu: procfs::cpu_of(&self.processes(controller)),
+        })
+    }
+
+    async fn end_pass(
+        &self,
+        controller: &Controller,
+        start: PassStart,
+        edited: &HashSet<String>,
+    ) -> Result<Pass> {
+        controller.ensure_running()?;
+        let window = start.at.elapsed();
+        let metrics = controller.metrics().await?.minus(&start.metrics);
+        let cpu = procfs::cpu_used(&start.cpu, &procfs::cpu_of(&self.processes(controller)));
+        let versions = fleet::resource_versions(&self.client).await?;
+        let moto_requests = if edited.is_empty() {
+            Some(self.bed.aws_requests().await?.len())
+        } else {
+            None
+        };
+        Ok(Pass {
+            window,
+            metrics,
+            status_writes: fleet::changed(&start.versions, &versions, edited),
+            moto_requests,
+            cpu,
+        })
+    }
+
+    /// A restarted controller resyncs each settled object first at its slot, 0.1 to 1.1
+    /// intervals after it starts: the window from 0.1 to 1.1 holds each object's slot once.
+    async fn steady_pass(&self, controller: &Controller) -> Result<Pass> {
+        let interval = self.args.idle_interval();
+        println!(
+            "Steady state: one pass, {}s from {}s after the start ...",
+            interval.as_secs(),
+            (interval / 10).as_secs()
+        );
+        tokio::time::sleep(interval / 10).await;
+        let start = self.begin_pass(controller).await?;
+        tokio::time::sleep(interval).await;
+        self.end_pass(controller, start, &HashSet::new()).await
+    }
+
+    fn editor(&self) -> Editor<'_> {
+        Editor {
+            client: &self.client,
+            aws: &self.aws,
+            role: &self.role,
+            compute: EDITED_COMPUTE,
+        }
+    }
+
+    /// What `edits` cost, from moto's log since its last reset.
+    async fn edit_report(&self, edits: &[Edit]) -> Result<EditReport> {
+        // Any second UpdateProject an edit caused would come at its object's next reconcile.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let log = self.bed.aws_requests().await?;
+        Ok(edits::analyse(edits, &log))
+    }
+
+    async fn idle_edits(&self) -> Result<EditReport> {
+        let k = self.args.edits;
+        println!(
+            "Edits while idle: {k}, {}s apart ...",
+            IDLE_EDIT_GAP.as_secs()
+        );
+        self.bed.reset_aws_requests().await?;
+        let offsets: Vec<Duration> = (0..k).map(|i| IDLE_EDIT_GAP * i as u32).collect();
+        let edits = edits::run(&self.editor(), &self.edit_targets(0), &offsets).await?;
+        self.edit_report(&edits).await
+    }
+
+    /// The first pass of a restarted controller (every slot falls within 1.1 intervals of
+    /// the start), with the edits spread over it.
+    async fn busy(&self, controller: &Controller) -> Result<(Pass, EditReport)> {
+        let window = self.args.busy_interval().mul_f64(1.1);
+        let k = self.args.edits;
+        println!(
+            "Busy pass: {}s from the start, {k} edits spread over it ...",
+            window.as_secs()
+        );
+        let start = self.begin_pass(controller).await?;
+        let end = start.at + window;
+        let offsets: Vec<Duration> = (0..k)
+            .map(|i| window.mul_f64(i as f64 / k as f64))
+            .collect();
+        let targets = self.edit_targets(1);
+        let edited: HashSet<String> = targets.iter().map(Object::key).collect();
+        let editor = self.editor();
+        let (edits, pass) = tokio::join!(edits::run(&editor, &targets, &offsets), async {
+            tokio::time::sleep_until(end.into()).await;
+            self.end_pass(controller, start, &edited).await
+        });
+        let report = self.edit_report(&edits?).await?;
+        Ok((pass?, report))
+    }
+
+    /// `--edits` objects spread over the fleet; `round` 0 and 1 pick different ones.
+    fn edit_targets(&self, round: usize) -> Vec<Object> {
+        let (n, k) = (self.args.n, self.args.edits);
+        (0..k)
+            .map(|i| self.objects[(i * n / k + round * n / (2 * k)) % n].clone())
+            .collect()
+    }
+}
+
+/// Its peak RSS, then stops it.
+fn stop(controller: &Controller, label: &str) -> Result<(String, u64)> {
+    let peak = controller.peak_rss_kib()?;
+    controller.stop();
+    Ok((label.to_owned(), peak))
+}
+
+/// `<target>/bench-logs/n<N>-<unix time>`, next to the release directory.
+fn logs_dir(binary: &std::path::Path, n: usize) -> Result<PathBuf> {
+    let target = binary
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("the controller binary has no target directory")?;
+    let dir = target
+        .join("bench-logs")
+        .join(format!("n{n}-{}", edits::unix_now() as u64));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
