@@ -3,13 +3,14 @@
 //! turns a resource and its class into AWS declarations ([`compile`]), and which resources a
 //! class change concerns ([`users`]).
 
+mod changes;
 mod guardrails;
 mod merge;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
+pub use changes::Seen;
 pub use guardrails::{guardrails, namespace_allowed};
 pub use merge::{Effective, Inline, merge};
 
@@ -19,29 +20,32 @@ use crate::resolved::ValidatedSpec;
 use crate::validate::{self, FieldError};
 
 /// Why a class cannot be chosen for a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
     /// `spec.className` names a class that does not exist (or no longer does).
+    #[error(
+        "spec.className: BranchPipelineClass {0:?} does not exist; create it or name another class. Nothing is changed in AWS until then"
+    )]
     NotFound(String),
     /// No className, and more than one class is marked default.
+    #[error(
+        "spec.className: is not set and {} BranchPipelineClasses are marked default ({}: \"true\"): {}; unmark all but one, or set spec.className. Nothing is changed in AWS until then",
+        .0.len(),
+        crate::api::DEFAULT_CLASS_ANNOTATION,
+        .0.join(", ")
+    )]
     Ambiguous(Vec<String>),
 }
 
-impl fmt::Display for SelectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotFound(name) => write!(
-                f,
-                "spec.className: BranchPipelineClass {name:?} does not exist; create it or name another class. Nothing is changed in AWS until then"
-            ),
-            Self::Ambiguous(names) => write!(
-                f,
-                "spec.className: is not set and {} BranchPipelineClasses are marked default ({}: \"true\"): {}; unmark all but one, or set spec.className. Nothing is changed in AWS until then",
-                names.len(),
-                crate::api::DEFAULT_CLASS_ANNOTATION,
-                names.join(", ")
-            ),
-        }
+impl SelectError {
+    /// The error as the field it concerns, for status and events.
+    pub fn field_error(&self) -> FieldError {
+        let text = self.to_string();
+        let message = text
+            .strip_prefix("spec.className: ")
+            .unwrap_or(&text)
+            .to_string();
+        FieldError::new("spec.className", message)
     }
 }
 
