@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod class;
 pub mod controller;
 pub mod crd;
 pub mod duration;

@@ -1,5 +1,6 @@
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use branchpipeline::api::DeletionPolicy;
+use branchpipeline::api::{BranchPipeline, BranchPipelineClass, DeletionPolicy};
 use branchpipeline::aws::sdk::SdkAws;
 use branchpipeline::controller::{self, Config, Context, TrackerConfig};
 use branchpipeline::github::client::{Credentials, OctocrabGithub};
@@ -16,6 +17,7 @@ use branchpipeline::github::reporter::Reporter;
 use branchpipeline::leader::{self, LeaderConfig};
 use branchpipeline::metrics::Metrics;
 use branchpipeline::server::{self, Health};
+use branchpipeline::validate::FieldError;
 use branchpipeline::{crd, duration, manifest, render};
 
 #[derive(Parser)]
@@ -31,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the CustomResourceDefinitions (BranchPipeline, BranchPipelineRun) as YAML.
+    /// Print the CustomResourceDefinitions (BranchPipeline, BranchPipelineRun,
+    /// BranchPipelineClass) as YAML.
     Crd {
         /// Write each CRD to its file under crds/ and the chart's copy instead (run from the
         /// repository root).
@@ -43,6 +46,14 @@ enum Command {
         /// Multi-document YAML file, or `-` for stdin.
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
+        /// A BranchPipelineClass (YAML file): the class the manifests name in spec.className,
+        /// or the default class for those that name none.
+        #[arg(long)]
+        class: Option<PathBuf>,
+        /// The namespace's labels (k=v, comma-separated), for a class restricted by
+        /// guardrails.allowedNamespaces; none by default.
+        #[arg(long, value_delimiter = ',', requires = "class")]
+        namespace_labels: Vec<String>,
     },
     /// Run the controller. AWS credentials, region and endpoint come from the SDK's standard
     /// chain (environment, profile, IRSA, Pod Identity, AWS_ENDPOINT_URL).
@@ -146,7 +157,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Render { file } => render_cmd(&file),
+        Command::Render {
+            file,
+            class,
+            namespace_labels,
+        } => render_cmd(&file, class.as_deref(), &namespace_labels),
         Command::Run(args) => run_cmd(*args),
     }
 }
@@ -354,7 +369,8 @@ async fn shutdown_signal() {
     }
 }
 
-fn render_cmd(file: &PathBuf) -> ExitCode {
+/// A file's text, or stdin's for `-`.
+fn read_input(file: &Path) -> Result<String, String> {
     let label = file.display().to_string();
     let text = if label == "-" {
         let mut buf = String::new();
@@ -362,10 +378,60 @@ fn render_cmd(file: &PathBuf) -> ExitCode {
     } else {
         std::fs::read_to_string(file)
     };
-    let text = match text {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("error: {label}: {e}");
+    text.map_err(|e| format!("error: {label}: {e}"))
+}
+
+/// `--class FILE` and `--namespace-labels`, read and parsed.
+fn render_class(
+    file: Option<&Path>,
+    labels: &[String],
+) -> Result<(Option<BranchPipelineClass>, BTreeMap<String, String>), String> {
+    let mut namespace_labels = BTreeMap::new();
+    for label in labels {
+        let (k, v) = label
+            .split_once('=')
+            .ok_or_else(|| format!("error: --namespace-labels: {label:?} is not k=v"))?;
+        namespace_labels.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let Some(file) = file else {
+        return Ok((None, namespace_labels));
+    };
+    let class = manifest::parse_class(&read_input(file)?)
+        .map_err(|e| format!("error: {}: {e}", file.display()))?;
+    Ok((Some(class), namespace_labels))
+}
+
+/// One manifest with the class given on the command line, which stands in for the class it
+/// names (or for the default class).
+fn render_one(
+    bp: &BranchPipeline,
+    class: Option<&BranchPipelineClass>,
+    labels: &BTreeMap<String, String>,
+) -> Result<render::DesiredState, Vec<FieldError>> {
+    let given = class.and_then(|c| c.metadata.name.as_deref());
+    if let Some(named) = bp.spec.class_name.as_deref()
+        && given != Some(named)
+    {
+        let hint = given.map_or("pass it with --class FILE".to_string(), |g| {
+            format!("--class gives {g:?}")
+        });
+        return Err(vec![FieldError::new(
+            "spec.className",
+            format!("names class {named:?}; {hint}"),
+        )]);
+    }
+    render::compile_with(bp, class, labels)
+        .map(|c| c.desired)
+        .map_err(|r| r.into_errors())
+}
+
+fn render_cmd(file: &Path, class: Option<&Path>, labels: &[String]) -> ExitCode {
+    let label = file.display().to_string();
+    let inputs = read_input(file).and_then(|text| Ok((text, render_class(class, labels)?)));
+    let (text, (class, labels)) = match inputs {
+        Ok(inputs) => inputs,
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
@@ -382,7 +448,7 @@ fn render_cmd(file: &PathBuf) -> ExitCode {
         let rendered = doc
             .result
             .map_err(|e| vec![e])
-            .and_then(|bp| render::compile(&bp));
+            .and_then(|bp| render_one(&bp, class.as_ref(), &labels));
         match rendered {
             Ok(state) => {
                 out.pipelines.extend(state.pipelines);

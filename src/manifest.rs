@@ -2,11 +2,12 @@
 
 use serde::Deserialize;
 
-use crate::api::BranchPipeline;
+use crate::api::{BranchPipeline, BranchPipelineClass};
 use crate::validate::FieldError;
 
 pub const API_VERSION: &str = "branchpipeline.dev/v1alpha1";
 pub const KIND: &str = "BranchPipeline";
+pub const CLASS_KIND: &str = "BranchPipelineClass";
 
 /// One YAML document of a multi-document stream (1-based `index`).
 #[derive(Debug)]
@@ -41,6 +42,35 @@ pub fn parse_documents(text: &str) -> Vec<Document> {
 }
 
 pub fn parse_value(value: serde_yaml::Value) -> Result<BranchPipeline, FieldError> {
+    parse_kind(value, KIND)
+}
+
+/// Parses the one `BranchPipelineClass` of `text` (`render -f --class`).
+pub fn parse_class(text: &str) -> Result<BranchPipelineClass, FieldError> {
+    let mut values = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(text) {
+        match serde_yaml::Value::deserialize(de) {
+            Ok(serde_yaml::Value::Null) => {}
+            Ok(value) => values.push(value),
+            Err(e) => return Err(FieldError::new("(document)", yaml_message(&e))),
+        }
+    }
+    match <[serde_yaml::Value; 1]>::try_from(values) {
+        Ok([value]) => parse_kind(value, CLASS_KIND),
+        Err(values) => Err(FieldError::new(
+            "(document)",
+            format!(
+                "holds {} documents; give exactly one {CLASS_KIND}",
+                values.len()
+            ),
+        )),
+    }
+}
+
+fn parse_kind<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    expected: &str,
+) -> Result<T, FieldError> {
     let api_version = value
         .get("apiVersion")
         .and_then(|v| v.as_str())
@@ -49,10 +79,10 @@ pub fn parse_value(value: serde_yaml::Value) -> Result<BranchPipeline, FieldErro
         .get("kind")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
-    if kind != KIND {
+    if kind != expected {
         return Err(FieldError::new(
             "kind",
-            format!("is {kind:?}; expected {KIND:?}"),
+            format!("is {kind:?}; expected {expected:?}"),
         ));
     }
     if api_version != API_VERSION {

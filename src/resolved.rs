@@ -1,10 +1,12 @@
 //! A `BranchPipeline` spec after validation: every default applied, every override resolved,
 //! and every cross reference followed. Render consumes only this type, so no rendering code
-//! needs to know how defaults inherit. Built only by [`crate::validate::validate`].
+//! needs to know how defaults inherit, nor that a class was merged in. Built only by
+//! [`crate::validate::validate_effective`].
 
 use std::collections::BTreeMap;
 
 use crate::api::*;
+use crate::class::Effective;
 
 /// A valid spec, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +14,8 @@ pub struct ValidatedSpec {
     pub namespace: String,
     pub name: String,
     pub source: SourceSpec,
+    /// `source.connectionArn`, the BranchPipeline's or its class's.
+    pub connection_arn: String,
     pub pipeline_role_arn: String,
     pub build_role_arn: String,
     pub artifact_bucket: String,
@@ -24,7 +28,7 @@ pub struct ValidatedSpec {
     /// Environments, in spec order.
     pub environments: Vec<Environment>,
     pub variables: Vec<PipelineVariableSpec>,
-    /// `spec.tags`; the ownership tags are added by render.
+    /// `spec.tags` over the class's; the ownership tags are added by render.
     pub tags: BTreeMap<String, String>,
     pub pull_requests: Option<PullRequests>,
     /// `spec.github.commitStatuses`.
@@ -53,7 +57,8 @@ pub struct BuildSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildStage {
     pub name: String,
-    /// Path of the buildspec in the repository.
+    /// Path of the buildspec in the repository, or an inline buildspec from a template: both
+    /// are CodeBuild's `source.buildspec`.
     pub buildspec: String,
     pub settings: BuildSettings,
 }
@@ -133,27 +138,19 @@ impl Environment {
     }
 }
 
-/// Builds the resolved spec. Assumes validation passed: references resolve and indices exist.
-pub(crate) fn resolve(namespace: &str, name: &str, spec: &BranchPipelineSpec) -> ValidatedSpec {
+/// Builds the resolved spec. Assumes validation passed: references resolve, indices exist and
+/// every field a class may provide is set.
+pub(crate) fn resolve(namespace: &str, name: &str, effective: &Effective) -> ValidatedSpec {
+    let spec = &effective.spec;
     let dir = spec.buildspec_dir.trim_end_matches('/');
-    let stages = spec
-        .stages
-        .iter()
-        .map(|stage| BuildStage {
-            name: stage.name.clone(),
-            buildspec: stage
-                .buildspec
-                .clone()
-                .unwrap_or_else(|| format!("{dir}/{}.yml", stage.name)),
-            settings: with_overrides(&spec.defaults, &stage.overrides()),
-        })
-        .collect();
+    let stages = build_stages(effective);
     let deploy_settings = deploy_defaults(spec);
     let deploy = Deploy {
         buildspec: spec
             .deploy
             .as_ref()
             .and_then(|d| d.buildspec.clone())
+            .or_else(|| effective.inline.deploy.clone())
             .unwrap_or_else(|| format!("{dir}/deploy.yml")),
         settings: deploy_settings.clone(),
     };
@@ -167,9 +164,10 @@ pub(crate) fn resolve(namespace: &str, name: &str, spec: &BranchPipelineSpec) ->
         namespace: namespace.to_string(),
         name: name.to_string(),
         source: spec.source.clone(),
-        pipeline_role_arn: spec.pipeline_role_arn.clone(),
-        build_role_arn: spec.build_role_arn.clone(),
-        artifact_bucket: spec.artifact_bucket.clone(),
+        connection_arn: spec.source.connection_arn.clone().unwrap_or_default(),
+        pipeline_role_arn: spec.pipeline_role_arn.clone().unwrap_or_default(),
+        build_role_arn: spec.build_role_arn.clone().unwrap_or_default(),
+        artifact_bucket: spec.artifact_bucket.clone().unwrap_or_default(),
         execution_mode: spec.execution_mode,
         rollback_on_failure: spec.rollback_on_failure,
         stages,
@@ -190,6 +188,25 @@ pub(crate) fn resolve(namespace: &str, name: &str, spec: &BranchPipelineSpec) ->
         }),
         commit_statuses: spec.github.as_ref().is_some_and(|g| g.commit_statuses),
     }
+}
+
+/// Each stage's buildspec: its own path, else its template's inline buildspec, else the file
+/// named after it.
+fn build_stages(effective: &Effective) -> Vec<BuildStage> {
+    let spec = &effective.spec;
+    let dir = spec.buildspec_dir.trim_end_matches('/');
+    spec.stages
+        .iter()
+        .map(|stage| BuildStage {
+            name: stage.name.clone(),
+            buildspec: stage
+                .buildspec
+                .clone()
+                .or_else(|| effective.inline.stages.get(&stage.name).cloned())
+                .unwrap_or_else(|| format!("{dir}/{}.yml", stage.name)),
+            settings: with_overrides(&spec.defaults, &stage.overrides()),
+        })
+        .collect()
 }
 
 fn environment(
@@ -241,17 +258,20 @@ pub fn deploy_defaults(spec: &BranchPipelineSpec) -> BuildSettings {
     with_overrides(&spec.defaults, &o)
 }
 
+/// `defaults` (unset fields take the built-in defaults) overridden by `o`.
 pub fn with_overrides(defaults: &BuildDefaults, o: &BuildOverrides) -> BuildSettings {
-    with_overrides_on(
-        &BuildSettings {
-            image: defaults.image.clone(),
-            compute_type: defaults.compute_type,
-            environment_type: defaults.environment_type,
-            privileged: defaults.privileged,
-            timeout_minutes: defaults.timeout_minutes,
-        },
-        o,
-    )
+    with_overrides_on(&with_overrides_on(&builtin(), &defaults.as_overrides()), o)
+}
+
+/// What a build gets when neither the BranchPipeline nor its class says otherwise.
+pub fn builtin() -> BuildSettings {
+    BuildSettings {
+        image: DEFAULT_IMAGE.to_string(),
+        compute_type: ComputeType::default(),
+        environment_type: EnvironmentType::default(),
+        privileged: false,
+        timeout_minutes: DEFAULT_TIMEOUT_MINUTES,
+    }
 }
 
 pub fn with_overrides_on(base: &BuildSettings, o: &BuildOverrides) -> BuildSettings {
@@ -345,7 +365,14 @@ mod tests {
             timeout_minutes: Some(90),
             ..BuildOverrides::default()
         });
-        let resolved = resolve("ns", "n", &spec);
+        let resolved = resolve(
+            "ns",
+            "n",
+            &Effective {
+                spec,
+                inline: Default::default(),
+            },
+        );
         let own = resolved.environments[0]
             .own_deploy
             .clone()

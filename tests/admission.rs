@@ -14,6 +14,7 @@ async fn api(prefix: &str) -> Result<(Api<DynamicObject>, String)> {
     assert_eq!(
         crds,
         [
+            "branchpipelineclasses.branchpipeline.dev",
             "branchpipelineruns.branchpipeline.dev",
             "branchpipelines.branchpipeline.dev"
         ]
@@ -43,7 +44,10 @@ async fn the_example_is_accepted_and_defaulted() -> Result<()> {
     assert_eq!(spec["stages"][1]["computeType"], "BUILD_GENERAL1_MEDIUM");
     // Defaults from the schema, filled in by the API server.
     assert_eq!(spec["environments"][0]["trigger"], "automatic");
-    assert_eq!(spec["defaults"]["environmentType"], "LINUX_CONTAINER");
+    // Build defaults are not filled in: a BranchPipelineClass may provide them, field by field,
+    // and the controller applies the built-in ones (LINUX_CONTAINER) only after that.
+    assert_eq!(spec["defaults"]["environmentType"], Value::Null);
+    assert_eq!(spec["defaults"]["computeType"], "BUILD_GENERAL1_SMALL");
     assert_eq!(spec["rollbackOnFailure"], false);
     // Server-side apply of the same manifest, as Argo CD does it, is accepted too.
     let mut applied = example(&ns);

@@ -34,9 +34,11 @@ async fn fixture(prefix: &str) -> Fixture {
 
     let mut bp = fixtures::example();
     bp.metadata.namespace = Some(namespace.clone());
-    bp.spec.pipeline_role_arn = role;
+    bp.spec.pipeline_role_arn = Some(role);
     // moto's CodeBuild only checks that the service role is in the caller's account.
-    bp.spec.build_role_arn = format!("arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codebuild");
+    bp.spec.build_role_arn = Some(format!(
+        "arn:aws:iam::{AWS_ACCOUNT_ID}:role/{namespace}-codebuild"
+    ));
     let desired = render::compile(&bp).expect("example renders");
     assert_eq!(desired.pipelines.len(), 2);
     assert_eq!(desired.projects.len(), 4);

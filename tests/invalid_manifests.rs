@@ -373,6 +373,22 @@ const CASES: &[(&str, &str, Edit)] = &[
         |v| {
             v["spec"]["variables"] = json!([{"name": "REGION"}, {"name": "REGION"}]);
         },
+    ), // Fields a class may provide: required here when no class gives them.
+    ("missing build role, no class", "spec.buildRoleArn", |v| {
+        remove(v, "/spec/buildRoleArn")
+    }),
+    (
+        "missing connection, no class",
+        "spec.source.connectionArn",
+        |v| remove(v, "/spec/source/connectionArn"),
+    ),
+    ("missing bucket, no class", "spec.artifactBucket", |v| {
+        remove(v, "/spec/artifactBucket")
+    }),
+    (
+        "a template without a class",
+        "spec.stages[2].template",
+        |v| set(v, "/spec/stages/2/template", json!("docker-build")),
     ),
 ];
 
@@ -435,6 +451,18 @@ fn messages_say_how_to_fix() {
             .contains("move it before this environment"),
         "{}",
         errors[0].message
+    );
+}
+
+#[test]
+fn a_missing_field_a_class_may_provide_says_where_to_set_it() {
+    let mut v = example();
+    remove(&mut v, "/spec/pipelineRoleArn");
+    let bp = manifest::parse_value(serde_yaml::to_value(&v).unwrap()).unwrap();
+    let errors = render::compile(&bp).unwrap_err();
+    assert_eq!(
+        errors[0].to_string(),
+        "spec.pipelineRoleArn: is required; set it here, or in the BranchPipelineClass's spec.defaults.pipelineRoleArn (spec.className)"
     );
 }
 

@@ -162,16 +162,18 @@ fn spec_strategy() -> impl Strategy<Value = BranchPipeline> {
                     },
                     spec: BranchPipelineSpec {
                         source: SourceSpec {
-                            connection_arn:
+                            connection_arn: Some(
                                 "arn:aws:codeconnections:eu-west-1:111122223333:connection/abc-123"
                                     .into(),
+                            ),
                             repository: "acme/app".into(),
                             default_branch,
                             file_paths: None,
                         },
-                        pipeline_role_arn: "arn:aws:iam::111122223333:role/pipeline".into(),
-                        build_role_arn: "arn:aws:iam::111122223333:role/build".into(),
-                        artifact_bucket: "acme-artifacts".into(),
+                        class_name: None,
+                        pipeline_role_arn: Some("arn:aws:iam::111122223333:role/pipeline".into()),
+                        build_role_arn: Some("arn:aws:iam::111122223333:role/build".into()),
+                        artifact_bucket: Some("acme-artifacts".into()),
                         buildspec_dir: "cicd/buildspecs".into(),
                         execution_mode: mode,
                         rollback_on_failure: mode != ExecutionMode::Parallel,

@@ -1,9 +1,11 @@
 //! The `branchpipeline.dev/v1alpha1` API.
 
+mod class;
 mod run;
 mod spec;
 mod status;
 
+pub use class::*;
 pub use run::*;
 pub use spec::*;
 pub use status::*;

@@ -53,17 +53,28 @@ pub const MAX_TIMEOUT_MINUTES: u32 = 2160;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BranchPipelineSpec {
+    /// The BranchPipelineClass whose defaults, templates and guardrails apply. Omitted: the
+    /// class annotated `branchpipeline.dev/is-default-class: "true"`, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
     /// The repository every pipeline builds from, through a CodeConnections connection.
     pub source: SourceSpec,
-    /// IAM role CodePipeline assumes (CreatePipeline `roleArn`).
+    /// IAM role CodePipeline assumes (CreatePipeline `roleArn`). Required here or in the
+    /// class's `defaults.pipelineRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
-    pub pipeline_role_arn: String,
-    /// IAM role CodeBuild projects run as (CreateProject `serviceRole`).
+    pub pipeline_role_arn: Option<String>,
+    /// IAM role CodeBuild projects run as (CreateProject `serviceRole`). Required here or in
+    /// the class's `defaults.buildRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN_PATTERN))]
-    pub build_role_arn: String,
-    /// The one S3 bucket every pipeline of this resource stores artifacts in.
+    pub build_role_arn: Option<String>,
+    /// The one S3 bucket every pipeline of this resource stores artifacts in. Required here or
+    /// in the class's `defaults.artifactBucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = BUCKET_PATTERN))]
-    pub artifact_bucket: String,
+    pub artifact_bucket: Option<String>,
     /// Directory in the repository holding `<stage>.yml` buildspecs.
     #[serde(default = "default_buildspec_dir")]
     #[schemars(length(min = 1, max = 200))]
@@ -76,7 +87,9 @@ pub struct BranchPipelineSpec {
     /// Not available with `executionMode: PARALLEL`.
     #[serde(default)]
     pub rollback_on_failure: bool,
-    #[serde(default)]
+    /// Build settings every stage inherits; unset fields come from the class's
+    /// `defaults.build`, then from the built-in defaults.
+    #[serde(default, skip_serializing_if = "BuildDefaults::is_empty")]
     pub defaults: BuildDefaults,
     /// Build stages, in order. Each runs once per execution, whatever environments follow.
     #[schemars(length(min = 1, max = 40))]
@@ -193,9 +206,11 @@ fn default_buildspec_dir() -> String {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceSpec {
-    /// CodeConnections (or CodeStar Connections) connection ARN.
+    /// CodeConnections (or CodeStar Connections) connection ARN. Required here or in the
+    /// class's `defaults.connectionArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = CONNECTION_ARN_PATTERN))]
-    pub connection_arn: String,
+    pub connection_arn: Option<String>,
     /// `owner/name` of the repository.
     #[schemars(regex(pattern = REPOSITORY_PATTERN), length(min = 3, max = 200))]
     pub repository: String,
@@ -253,46 +268,52 @@ pub enum DeletionPolicy {
     Retain,
 }
 
-/// Build settings every stage inherits unless it overrides them.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Build settings every stage inherits unless it overrides them. Each unset field comes from
+/// the class's `defaults.build`, else from the built-in default: image
+/// `aws/codebuild/amazonlinux-x86_64-standard:5.0`, `BUILD_GENERAL1_SMALL`, `LINUX_CONTAINER`,
+/// not privileged, 60 minutes. No schema defaults: the API server would fill them in and a
+/// class could then never provide them.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildDefaults {
     /// CodeBuild image every stage uses unless it sets its own.
-    #[serde(default = "default_image")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
-    pub image: String,
-    #[serde(default)]
-    pub compute_type: ComputeType,
-    #[serde(default)]
-    pub environment_type: EnvironmentType,
+    pub image: Option<String>,
+    /// CodeBuild compute type every stage uses unless it sets its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_type: Option<ComputeType>,
+    /// CodeBuild environment type every stage uses unless it sets its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_type: Option<EnvironmentType>,
     /// Run builds in privileged mode (Docker-in-Docker).
-    #[serde(default)]
-    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
     /// Build timeout in minutes, 5-2160 (CodeBuild limits).
-    #[serde(default = "default_timeout")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 5, max = 2160))]
-    pub timeout_minutes: u32,
+    pub timeout_minutes: Option<u32>,
 }
 
-impl Default for BuildDefaults {
-    fn default() -> Self {
-        Self {
-            image: default_image(),
-            compute_type: ComputeType::default(),
-            environment_type: EnvironmentType::default(),
-            privileged: false,
-            timeout_minutes: default_timeout(),
+impl BuildDefaults {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The same settings as overrides, for field-by-field layering.
+    pub fn as_overrides(&self) -> BuildOverrides {
+        BuildOverrides {
+            image: self.image.clone(),
+            compute_type: self.compute_type,
+            environment_type: self.environment_type,
+            privileged: self.privileged,
+            timeout_minutes: self.timeout_minutes,
         }
     }
 }
 
-fn default_image() -> String {
-    DEFAULT_IMAGE.to_string()
-}
-
-fn default_timeout() -> u32 {
-    60
-}
+/// CodeBuild's own default build timeout (CreateProject `timeoutInMinutes`).
+pub const DEFAULT_TIMEOUT_MINUTES: u32 = 60;
 
 /// Declares a struct holding the build settings a stage, the deploy project or an environment
 /// may override, plus its own fields. The override fields are written out in each struct rather
@@ -350,20 +371,32 @@ with_build_overrides! {
         /// StageDeclaration limit; see `validate::limits`) and the CodeBuild project.
         #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 100))]
         pub name: String,
-        /// Buildspec path in the repository; defaults to `<buildspecDir>/<name>.yml`.
+        /// Buildspec path in the repository; defaults to the template's inline buildspec, else
+        /// `<buildspecDir>/<name>.yml`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(min = 1, max = 255))]
         pub buildspec: Option<String>,
+        /// A stage template of the class's catalog (`spec.templates[].name`): its inline
+        /// buildspec and build settings apply where this stage sets none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 63))]
+        pub template: Option<String>,
     }
 }
 
 with_build_overrides! {
     /// The deploy project every environment runs, unless it overrides deploy compute.
     pub struct DeploySpec {
-        /// Buildspec path in the repository; defaults to `<buildspecDir>/deploy.yml`.
+        /// Buildspec path in the repository; defaults to the template's inline buildspec, else
+        /// `<buildspecDir>/deploy.yml`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(min = 1, max = 255))]
         pub buildspec: Option<String>,
+        /// A stage template of the class's catalog for the deploy project: its inline buildspec
+        /// and build settings apply where this sets none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = NAME_PATTERN), length(min = 1, max = 63))]
+        pub template: Option<String>,
     }
 }
 

@@ -25,6 +25,7 @@ use crate::reconcile::outcome;
 use crate::reconcile::policy::{self, Defaults, Settings};
 use crate::render::MANAGER;
 
+mod classes;
 mod cleanup;
 mod effects;
 mod runs;
@@ -87,6 +88,8 @@ pub struct Context {
     seen: Mutex<HashSet<String>>,
     /// Posts commit statuses; `None` when the controller has no GitHub credentials.
     pub reporter: Option<Arc<crate::github::reporter::Reporter>>,
+    /// The BranchPipelineClasses, as the class watch caches them.
+    classes: classes::Classes,
 }
 
 impl Context {
@@ -111,6 +114,7 @@ impl Context {
             passes: Mutex::default(),
             seen: Mutex::default(),
             reporter: None,
+            classes: classes::Classes::default(),
         }
     }
 

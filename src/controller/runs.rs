@@ -18,8 +18,7 @@ use crate::reconcile::error::{Error, Step};
 use crate::reconcile::events::EventSpec;
 use crate::reconcile::run::{self, Accepted, Observed, Target};
 use crate::reconcile::status::set_condition;
-use crate::render::{self, MANAGER};
-use crate::validate;
+use crate::render::MANAGER;
 
 pub async fn reconcile(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = run.namespace().ok_or(Error::MissingMetadata("namespace"))?;
@@ -77,14 +76,13 @@ async fn start(
         .get_opt(&run.spec.branch_pipeline)
         .await
         .map_err(Error::kube(Step::StartRun))?;
-    let rendered = bp.as_ref().and_then(|bp| {
-        let spec = validate::validate(bp).ok()?;
-        let desired = render::render(&spec).ok()?;
-        Some((spec, desired))
-    });
+    let rendered = match &bp {
+        Some(bp) => super::classes::compile(ctx, bp).await?.ok(),
+        None => None,
+    };
     let target = bp.as_ref().map(|bp| Target {
         bp,
-        rendered: rendered.as_ref().map(|(spec, desired)| (spec, desired)),
+        rendered: rendered.as_ref().map(|c| (&c.spec, &c.desired)),
     });
     let mut status = run.status.clone().unwrap_or_default();
     let now = now();

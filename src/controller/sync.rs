@@ -7,7 +7,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use tracing::info;
 
-use super::{Context, effects, now};
+use super::{Context, classes, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
 use crate::aws::inventory::Inventory;
@@ -16,8 +16,8 @@ use crate::reconcile::diff::{self, Observed, Owner, Plan};
 use crate::reconcile::error::{Error, Step};
 use crate::reconcile::observe::{self, Owned, Scope};
 use crate::reconcile::outcome::{self, Facts, Outcome};
-use crate::reconcile::{apply, deferral};
-use crate::render::{self, DesiredState};
+use crate::reconcile::{apply, deferral, refusal};
+use crate::render::DesiredState;
 
 pub(super) async fn sync(
     bp: &BranchPipeline,
@@ -34,9 +34,9 @@ pub(super) async fn sync(
         now: &now,
         next_resync: ctx.next_resync(bp, settings.resync_interval),
     };
-    let outcome = match render::compile(bp) {
-        Err(errors) => outcome::invalid_spec(&facts, &errors),
-        Ok(desired) => sync_aws(bp, &ctx.reads(bp), &facts, &desired).await,
+    let outcome = match classes::compile(ctx, bp).await? {
+        Err(blocked) => refusal::blocked(&facts, blocked),
+        Ok(compiled) => sync_aws(bp, &ctx.reads(bp), &facts, &compiled.desired).await,
     };
     effects::carry_out(ctx, api, bp, outcome).await
 }

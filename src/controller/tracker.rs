@@ -29,7 +29,6 @@ use crate::aws::error::AwsError;
 use crate::github::Repo;
 use crate::reconcile::executions::{ExecutionView, TrackedPipeline};
 use crate::reconcile::tracking::{self, Executions, Reading, Reporting};
-use crate::render;
 
 /// The field manager of the tracker's status fields.
 pub const TRACKER_MANAGER: &str = "branchpipeline-controller-executions";
@@ -175,7 +174,7 @@ async fn poll(ctx: &Context, bp: &BranchPipeline, previous: BranchPipelineStatus
     let span =
         info_span!("track", namespace = %bp.namespace().unwrap_or_default(), name = %bp.name_any());
     async move {
-        let pipelines = followed(bp);
+        let pipelines = followed(ctx, bp);
         if pipelines.is_empty() {
             return Polled {
                 after: config.poll_interval,
@@ -244,11 +243,12 @@ async fn observe(
 }
 
 /// The pipelines to follow: those the spec renders that the reconcile has created (listed in
-/// the status). An invalid spec has none; the reconcile reports why.
-fn followed(bp: &BranchPipeline) -> Vec<TrackedPipeline> {
-    let Ok(state) = render::compile(bp) else {
+/// the status), with the resource's class. An invalid spec has none; the reconcile reports why.
+fn followed(ctx: &Context, bp: &BranchPipeline) -> Vec<TrackedPipeline> {
+    let Some(compiled) = super::classes::compile_cached(ctx, bp) else {
         return Vec::new();
     };
+    let state = compiled.desired;
     let created: Vec<&str> = bp
         .status
         .as_ref()

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::Backoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{debug, info};
 
-use super::{Context, error_policy, reconcile, runs, tracker};
+use super::{Context, classes, error_policy, reconcile, runs, tracker};
 use crate::api::{BranchPipeline, BranchPipelineRun};
 use crate::server::Health;
 
@@ -49,13 +50,26 @@ pub async fn run(
         .map(|_| kube::runtime::reflector::store::<BranchPipeline>())
         .collect();
     let stores = caches.iter().map(|(reader, _)| reader.clone()).collect();
-    let controllers = apis.into_iter().zip(caches).map(|(api, cache)| {
+    // Classes are cluster-scoped: one watch, whose changes go to every controller.
+    let (class_senders, class_changes): (Vec<_>, Vec<_>) = caches
+        .iter()
+        .map(|_| futures::channel::mpsc::unbounded())
+        .unzip();
+    let class_watch = classes::watch(
+        Api::all(ctx.client.clone()),
+        ctx.classes.start(),
+        class_senders,
+        shutdown.clone(),
+    );
+    let controllers = apis.into_iter().zip(caches).zip(class_changes);
+    let controllers = controllers.map(|((api, cache), class_changes)| {
         let (ctx, health, synced, shutdown) = (
             ctx.clone(),
             health.clone(),
             synced.clone(),
             shutdown.clone(),
         );
+        let class_users = classes::users_of(class_changes, cache.0.clone());
         async move {
             let on_synced = move || {
                 // Ready once every watch has listed its namespace completely.
@@ -64,16 +78,17 @@ pub async fn run(
                     info!("watch synced");
                 }
             };
-            run_one(api, cache, ctx, on_synced, shutdown).await
+            run_one(api, cache, class_users, ctx, on_synced, shutdown).await
         }
     });
     let run_controllers = run_apis
         .into_iter()
         .map(|api| run_runs(api, ctx.clone(), shutdown.clone()));
-    futures::future::join3(
+    futures::future::join4(
         futures::future::join_all(controllers),
         futures::future::join_all(run_controllers),
         tracker::run(ctx.clone(), stores, shutdown.clone()),
+        class_watch,
     )
     .await;
     info!("controller stopped");
@@ -137,6 +152,7 @@ async fn run_runs(
 async fn run_one(
     api: Api<BranchPipeline>,
     (reader, writer): Cache,
+    class_users: impl futures::Stream<Item = ObjectRef<BranchPipeline>> + Send + 'static,
     ctx: Arc<Context>,
     on_synced: impl Fn() + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -167,6 +183,8 @@ async fn run_one(
     Controller::for_stream(stream, reader)
         .with_config(controller_config(&ctx))
         .trigger_backoff(WatchBackoff::default())
+        // A class edit reaches exactly the resources using it (see classes::users_of).
+        .reconcile_on(class_users)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -205,7 +223,7 @@ fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {
 
 /// What the cache keeps of each object: no managedFields and no client-side apply copy, which
 /// can be as large as the object itself and which no reconcile reads.
-fn trim<K: kube::Resource>(object: &mut K) {
+pub(super) fn trim<K: kube::Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

@@ -64,6 +64,12 @@ pub enum Error {
     /// The plan would exceed a configured quota; nothing was written.
     #[error("apply: {0}")]
     QuotaExceeded(String),
+    /// The class cache has not listed the classes yet: compiling now could take a class that
+    /// exists for a missing one.
+    #[error(
+        "observe: BranchPipelineClasses are not listed yet (is the class watch allowed to list them?)"
+    )]
+    ClassesNotSynced,
     /// A bug: a reconcile panicked. Caught so one object cannot take the controller down.
     #[error("reconcile panicked: {0}")]
     Panicked(String),
@@ -91,6 +97,7 @@ impl Error {
             Error::MissingMetadata(_)
             | Error::DeletionPolicyInvalid(_)
             | Error::QuotaExceeded(_) => false,
+            Error::ClassesNotSynced => true,
             // A panic may come from a rare state (a race, a response shape) that passes.
             Error::Panicked(_) => true,
         }
@@ -105,7 +112,7 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.step(),
                 _ => Step::Finalizer,
             },
-            Error::MissingMetadata(_) => Step::Observe,
+            Error::MissingMetadata(_) | Error::ClassesNotSynced => Step::Observe,
             Error::DeletionPolicyInvalid(_) => Step::Cleanup,
             Error::QuotaExceeded(_) => Step::Apply,
             Error::Panicked(_) => Step::Reconcile,

@@ -11,6 +11,7 @@ pub mod executions;
 pub mod observe;
 pub mod outcome;
 pub mod policy;
+pub mod refusal;
 pub mod run;
 pub mod status;
 pub mod tracking;

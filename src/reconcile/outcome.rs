@@ -99,19 +99,24 @@ impl Facts<'_> {
 
 /// The spec cannot be rendered: no AWS call until it changes.
 pub fn invalid_spec(f: &Facts<'_>, errors: &[FieldError]) -> Outcome {
+    refused(f, reason::INVALID_SPEC, errors, Next::AwaitChange)
+}
+
+/// The resource is not carried to AWS, for `reason`, each error naming a field: `Ready=False`
+/// and one event per (reason, message, generation), and no AWS call. What is already in AWS
+/// and listed in the status stays as it is.
+pub fn refused(f: &Facts<'_>, reason: &str, errors: &[FieldError], next: Next) -> Outcome {
     let items: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let message = fit_list(&items, CONDITION_MESSAGE_MAX, false);
-    let mut out = f.outcome(Next::AwaitChange);
-    if !f.already_reported(CONDITION_READY, reason::INVALID_SPEC, &message) {
-        out.events.push(EventSpec::warning(
-            reason::INVALID_SPEC,
-            fit_list(&items, NOTE_MAX, true),
-        ));
+    let mut out = f.outcome(next);
+    if !f.already_reported(CONDITION_READY, reason, &message) {
+        out.events
+            .push(EventSpec::warning(reason, fit_list(&items, NOTE_MAX, true)));
     }
     status::set_ready_synced(
         &mut out.status,
         false,
-        reason::INVALID_SPEC,
+        reason,
         &message,
         f.generation,
         f.now,

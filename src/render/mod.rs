@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 pub use model::*;
 pub use stages::stage_name;
 
-use crate::api::{BranchPipeline, DEFAULT_GROUP};
-use crate::naming;
+use crate::api::{BranchPipeline, BranchPipelineClass, DEFAULT_GROUP};
 use crate::resolved::{Environment, Feed, Group, PullRequests, ValidatedSpec};
 use crate::validate::{self, FieldError};
+use crate::{class, naming};
 
 pub const SOURCE_STAGE: &str = "Source";
 pub const SOURCE_ACTION: &str = "Source";
@@ -41,9 +41,21 @@ pub const TAG_NAME: &str = "branchpipeline.dev/name";
 pub const TAG_MANAGED_BY: &str = "branchpipeline.dev/managed-by";
 pub const MANAGER: &str = "branchpipeline-controller";
 
-/// Validates and renders: what `render -f` and the controller run on a resource.
+/// Validates and renders a resource that uses no class.
 pub fn compile(bp: &BranchPipeline) -> Result<DesiredState, Vec<FieldError>> {
     render(&validate::validate(bp)?)
+}
+
+/// What the controller and `render -f` run on a resource: its class checked and merged in, the
+/// result validated and held to the class's guardrails, then rendered. The rendering is a
+/// function of the resource and its class alone (and, for a class restricted by
+/// `guardrails.allowedNamespaces`, of whether the namespace may use it).
+pub fn compile_with(
+    bp: &BranchPipeline,
+    class: Option<&BranchPipelineClass>,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<class::Compiled, class::Refusal> {
+    class::compile(bp, class, namespace_labels)
 }
 
 /// Renders a validated spec. Errors are the AWS limits only the rendered form can show

@@ -14,7 +14,7 @@ pub(super) fn source(spec: &ValidatedSpec, branch: &str, detect_changes: bool) -
     let source = &spec.source;
     let configuration = BTreeMap::from([
         ("BranchName".to_string(), branch.to_string()),
-        ("ConnectionArn".to_string(), source.connection_arn.clone()),
+        ("ConnectionArn".to_string(), spec.connection_arn.clone()),
         ("DetectChanges".to_string(), detect_changes.to_string()),
         ("FullRepositoryId".to_string(), source.repository.clone()),
         ("OutputArtifactFormat".to_string(), "CODE_ZIP".to_string()),

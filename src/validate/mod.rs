@@ -5,6 +5,7 @@
 //! how to fix it. The controller runs this before any AWS call; `render -f` runs it too. The
 //! limits, each with its source, are in [`limits`]; single-value rules in [`rules`].
 
+pub mod class;
 pub mod limits;
 pub mod rules;
 
@@ -15,6 +16,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::api::*;
+use crate::class::Effective;
 use crate::resolved::{self, ValidatedSpec};
 use limits::*;
 
@@ -71,19 +73,44 @@ impl Errors {
     }
 }
 
-/// Validates a whole resource and resolves it for render.
+/// Validates a whole resource that uses no class, and resolves it for render.
 pub fn validate(bp: &BranchPipeline) -> Result<ValidatedSpec, Vec<FieldError>> {
+    validate_effective(bp, &crate::class::merge(&bp.spec, None)?)
+}
+
+/// Validates a resource's spec with its class merged in ([`crate::class::merge`]), and
+/// resolves it for render. The metadata is `bp`'s own.
+pub fn validate_effective(
+    bp: &BranchPipeline,
+    effective: &Effective,
+) -> Result<ValidatedSpec, Vec<FieldError>> {
     let mut errs = Errors::default();
     metadata(bp, &mut errs);
-    spec(&bp.spec, &mut errs);
+    spec(&effective.spec, &mut errs);
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
     Ok(resolved::resolve(
         bp.metadata.namespace.as_deref().unwrap_or_default(),
         bp.metadata.name.as_deref().unwrap_or_default(),
-        &bp.spec,
+        effective,
     ))
+}
+
+/// A field a class may provide, missing from both.
+fn required<'a>(
+    path: &str,
+    class_field: &str,
+    value: Option<&'a str>,
+    errs: &mut Errors,
+) -> Option<&'a str> {
+    if value.is_none() {
+        errs.push(
+            path,
+            format!("is required; set it here, or in the BranchPipelineClass's spec.defaults.{class_field} (spec.className)"),
+        );
+    }
+    value
 }
 
 /// The API server enforces these for stored objects; `render -f` reads files it never saw.
@@ -111,9 +138,18 @@ fn metadata(bp: &BranchPipeline, errs: &mut Errors) {
 
 fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
     source(&spec.source, errs);
-    role_arn("spec.pipelineRoleArn", &spec.pipeline_role_arn, errs);
-    role_arn("spec.buildRoleArn", &spec.build_role_arn, errs);
-    bucket(&spec.artifact_bucket, errs);
+    let role = spec.pipeline_role_arn.as_deref();
+    if let Some(arn) = required("spec.pipelineRoleArn", "pipelineRoleArn", role, errs) {
+        role_arn("spec.pipelineRoleArn", arn, errs);
+    }
+    let role = spec.build_role_arn.as_deref();
+    if let Some(arn) = required("spec.buildRoleArn", "buildRoleArn", role, errs) {
+        role_arn("spec.buildRoleArn", arn, errs);
+    }
+    let name = spec.artifact_bucket.as_deref();
+    if let Some(name) = required("spec.artifactBucket", "artifactBucket", name, errs) {
+        bucket("spec.artifactBucket", name, errs);
+    }
     relative_path("spec.buildspecDir", &spec.buildspec_dir, errs);
     if spec.execution_mode == ExecutionMode::Parallel && spec.rollback_on_failure {
         errs.push(
@@ -121,7 +157,7 @@ fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
             "rollback is not supported with executionMode PARALLEL; set executionMode to QUEUED or SUPERSEDED, or remove rollbackOnFailure",
         );
     }
-    build_defaults(&spec.defaults, errs);
+    build_defaults("spec.defaults", &spec.defaults, errs);
     stages(spec, errs);
     if let Some(deploy) = &spec.deploy {
         if let Some(path) = &deploy.buildspec {
@@ -134,7 +170,7 @@ fn spec(spec: &BranchPipelineSpec, errs: &mut Errors) {
         pull_requests(spec, prs, errs);
     }
     variables(&spec.variables, errs);
-    tags(&spec.tags, errs);
+    tags("spec.tags", &spec.tags, errs);
     update_policy(spec, errs);
 }
 
@@ -153,14 +189,10 @@ fn update_policy(spec: &BranchPipelineSpec, errs: &mut Errors) {
 }
 
 fn source(source: &SourceSpec, errs: &mut Errors) {
-    if !CONNECTION_ARN_RE.is_match(&source.connection_arn) {
-        errs.push(
-            "spec.source.connectionArn",
-            format!(
-                "{:?} is not a connection ARN; use arn:aws:codeconnections:<region>:<account>:connection/<id>",
-                source.connection_arn
-            ),
-        );
+    const PATH: &str = "spec.source.connectionArn";
+    let arn = source.connection_arn.as_deref();
+    if let Some(arn) = required(PATH, "connectionArn", arn, errs) {
+        connection_arn(PATH, arn, errs);
     }
     if !REPOSITORY_RE.is_match(&source.repository) {
         errs.push(
@@ -198,6 +230,17 @@ fn source(source: &SourceSpec, errs: &mut Errors) {
     }
 }
 
+fn connection_arn(path: &str, arn: &str, errs: &mut Errors) {
+    if !CONNECTION_ARN_RE.is_match(arn) {
+        errs.push(
+            path,
+            format!(
+                "{arn:?} is not a connection ARN; use arn:aws:codeconnections:<region>:<account>:connection/<id>"
+            ),
+        );
+    }
+}
+
 fn role_arn(path: &str, arn: &str, errs: &mut Errors) {
     if !ROLE_ARN_RE.is_match(arn) {
         errs.push(
@@ -208,8 +251,7 @@ fn role_arn(path: &str, arn: &str, errs: &mut Errors) {
 }
 
 /// S3 general purpose bucket naming rules (Amazon S3 User Guide, "Bucket naming rules").
-fn bucket(name: &str, errs: &mut Errors) {
-    const PATH: &str = "spec.artifactBucket";
+fn bucket(path: &str, name: &str, errs: &mut Errors) {
     let why = if !BUCKET_RE.is_match(name) {
         Some(
             "must be 3-63 lowercase letters, digits, dots or hyphens, starting and ending with a letter or digit",
@@ -235,7 +277,7 @@ fn bucket(name: &str, errs: &mut Errors) {
     };
     if let Some(why) = why {
         errs.push(
-            PATH,
+            path,
             format!("{name:?} is not a valid S3 bucket name: it {why}"),
         );
     }
@@ -300,24 +342,27 @@ fn timeout(path: &str, minutes: u32, errs: &mut Errors) {
     }
 }
 
-fn build_defaults(defaults: &BuildDefaults, errs: &mut Errors) {
-    timeout(
-        "spec.defaults.timeoutMinutes",
-        defaults.timeout_minutes,
-        errs,
-    );
-    if defaults.image.trim().is_empty() {
+fn build_defaults(base: &str, defaults: &BuildDefaults, errs: &mut Errors) {
+    if let Some(minutes) = defaults.timeout_minutes {
+        timeout(&format!("{base}.timeoutMinutes"), minutes, errs);
+    }
+    if defaults
+        .image
+        .as_deref()
+        .is_some_and(|i| i.trim().is_empty())
+    {
         errs.push(
-            "spec.defaults.image",
+            format!("{base}.image"),
             "must not be empty; name a CodeBuild image",
         );
     }
+    let s = resolved::with_overrides(defaults, &BuildOverrides::default());
     compute_fits(
-        "spec.defaults",
-        "spec.defaults",
-        defaults.compute_type,
-        defaults.environment_type,
-        defaults.privileged,
+        base,
+        base,
+        s.compute_type,
+        s.environment_type,
+        s.privileged,
         errs,
     );
 }
@@ -691,15 +736,15 @@ fn variables(vars: &[PipelineVariableSpec], errs: &mut Errors) {
     }
 }
 
-fn tags(tags: &BTreeMap<String, String>, errs: &mut Errors) {
+fn tags(base: &str, tags: &BTreeMap<String, String>, errs: &mut Errors) {
     if tags.len() > MAX_USER_TAGS {
         errs.push(
-            "spec.tags",
+            base,
             format!("has {} tags; AWS allows {MAX_TAGS} per resource and the controller uses 3, so keep at most {MAX_USER_TAGS}", tags.len()),
         );
     }
     for (key, value) in tags {
-        let path = format!("spec.tags.{key}");
+        let path = format!("{base}.{key}");
         if let Err(message) = rules::tag_key(key, RESERVED_TAG_PREFIX) {
             errs.push(&path, message);
         }

@@ -137,6 +137,25 @@ pub fn tag_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An inline buildspec: YAML whose top level is a mapping with a `version` (CodeBuild User
+/// Guide, "Buildspec syntax": `version` is required). CodeBuild takes `source.buildspec` as a
+/// path unless it is a buildspec, so a path given here would silently mean something else.
+pub fn inline_buildspec(text: &str, max: usize) -> Result<(), String> {
+    if text.len() > max {
+        return Err(format!(
+            "is {} bytes; an inline buildspec takes at most {max}, so move parts into scripts in the repository",
+            text.len()
+        ));
+    }
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Mapping(m)) if m.contains_key("version") => Ok(()),
+        Ok(_) => Err(
+            "is not a buildspec: an inline buildspec is YAML with a top-level version (version: 0.2) and phases; to read a file from the repository, set the stage's buildspec path instead".into(),
+        ),
+        Err(e) => Err(format!("is not valid YAML ({e}); write the buildspec as YAML")),
+    }
+}
+
 /// Buildspec paths are read from the source artifact, so they must stay inside it.
 pub fn relative_path(value: &str) -> Result<(), String> {
     if value.is_empty() {
@@ -211,6 +230,26 @@ mod tests {
         assert_eq!(tag_value(&"é".repeat(255)), Ok(()));
         assert!(tag_value(&"é".repeat(256)).is_err());
         assert!(tag_value("a;b").is_err());
+    }
+
+    #[test]
+    fn inline_buildspecs_are_yaml_with_a_version() {
+        assert_eq!(
+            inline_buildspec(
+                "version: 0.2\nphases:\n  build:\n    commands: [make]\n",
+                100
+            ),
+            Ok(())
+        );
+        for bad in [
+            "cicd/buildspecs/test.yml",
+            "phases: {}",
+            "version: [",
+            "- version",
+        ] {
+            assert!(inline_buildspec(bad, 100).is_err(), "{bad:?}");
+        }
+        assert!(inline_buildspec("version: 0.2\n", 5).is_err(), "too long");
     }
 
     #[test]

@@ -129,6 +129,19 @@ pub fn controller_grants() -> BTreeSet<(String, String, String)> {
     ])
 }
 
+/// What the controller needs cluster-wide in every mode: reading BranchPipelineClasses, and
+/// a namespace's labels for a class's `allowedNamespaces`.
+pub fn class_grants() -> BTreeSet<(String, String, String)> {
+    grant_set(&[
+        (
+            "branchpipeline.dev",
+            "branchpipelineclasses",
+            &["get", "list", "watch"],
+        ),
+        ("", "namespaces", &["get"]),
+    ])
+}
+
 /// What leader election needs, in the release namespace.
 pub fn lease_grants() -> BTreeSet<(String, String, String)> {
     grant_set(&[(

@@ -171,6 +171,22 @@ async fn chart_rbac_is_enough_to_reconcile_and_no_more() -> TestResult {
             .list(&ListParams::default())
             .await
     ));
+    // Classes: read cluster-wide (they are cluster-scoped), never written; namespaces: a
+    // single one read by name, never listed.
+    use branchpipeline::api::{BranchPipelineClass, BranchPipelineClassSpec};
+    use k8s_openapi::api::core::v1::Namespace;
+    let classes = Api::<BranchPipelineClass>::all(client.clone());
+    classes.list(&ListParams::default()).await?;
+    let class = BranchPipelineClass::new(
+        &support::unique_name("rbac-class"),
+        BranchPipelineClassSpec::default(),
+    );
+    assert!(is_forbidden(
+        classes.create(&Default::default(), &class).await
+    ));
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces.get(&team).await?;
+    assert!(is_forbidden(namespaces.list(&ListParams::default()).await));
     let elsewhere = bed.unique_namespace("rbac-other").await?;
     assert!(is_forbidden(
         Api::<BranchPipeline>::namespaced(client.clone(), &elsewhere)

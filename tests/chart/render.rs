@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::helm::{Kubeconfig, chart_copy, helm_ok, shared_release, without_crd};
 use crate::manifests::{
-    controller_grants, deployment_args, deployment_env, find, grants, kinds, lease_grants,
-    manifest_docs, only, rules_of,
+    class_grants, controller_grants, deployment_args, deployment_env, find, grants, kinds,
+    lease_grants, manifest_docs, only, rules_of,
 };
 use crate::support::TestBed;
 use crate::support::wait::{self, Check};
@@ -177,7 +177,7 @@ async fn chart_renders_defaults() -> TestResult {
     .map(String::from)
     .collect();
     assert_eq!(kinds(&docs), expected_kinds);
-    assert_eq!(docs.len(), 7, "{:?}", kinds(&docs));
+    assert_eq!(docs.len(), 9, "{:?}", kinds(&docs));
     for doc in &docs {
         let labels = &doc["metadata"]["labels"];
         assert_eq!(
@@ -236,6 +236,8 @@ async fn chart_renders_defaults() -> TestResult {
 
     let cluster_role = find(&docs, "ClusterRole", &fullname)?;
     assert_eq!(grants(&rules_of(cluster_role)?)?, controller_grants());
+    let classes = find(&docs, "ClusterRole", &format!("{fullname}-classes"))?;
+    assert_eq!(grants(&rules_of(classes)?)?, class_grants());
     let leases = find(&docs, "Role", &format!("{fullname}-leader-election"))?;
     assert_eq!(grants(&rules_of(leases)?)?, lease_grants());
 
@@ -436,8 +438,20 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
     let docs = manifest_docs(&result)?;
     let fullname = release.fullname();
 
-    assert!(!kinds(&docs).contains("ClusterRole"), "{:?}", kinds(&docs));
-    assert!(!kinds(&docs).contains("ClusterRoleBinding"));
+    // The one cluster-wide grant: reading classes (cluster-scoped) and namespace labels.
+    let cluster_roles: Vec<&serde_json::Value> =
+        docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
+    assert_eq!(cluster_roles.len(), 1, "{:?}", kinds(&docs));
+    assert_eq!(
+        cluster_roles[0]["metadata"]["name"],
+        format!("{fullname}-classes").as_str()
+    );
+    assert_eq!(grants(&rules_of(cluster_roles[0])?)?, class_grants());
+    let bindings = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding")
+        .count();
+    assert_eq!(bindings, 1);
     assert_eq!(
         deployment_args(&docs)?,
         [
@@ -458,7 +472,7 @@ async fn watch_namespace_mode_uses_a_role_instead_of_a_cluster_role() -> TestRes
     );
 
     // On the apiserver: the controller's rules in each watched namespace, and the Lease rules
-    // in the release namespace. (No cluster-wide grant: no ClusterRole was rendered above.)
+    // in the release namespace. (The only cluster-wide grant is the class ClusterRole above.)
     for ns in [&watched, &also_watched] {
         let role = Api::<Role>::namespaced(client.clone(), ns)
             .get(&fullname)

@@ -213,3 +213,140 @@ fn iam_policy_lists_exactly_the_called_actions() -> TestResult {
     }
     Ok(())
 }
+
+/// Every action of the policy with the statements granting it.
+fn grants(policy: &Value) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for statement in policy["Statement"].as_array().context("Statement")? {
+        let actions: Vec<String> = match &statement["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(list) => list
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).context("action"))
+                .collect::<anyhow::Result<_>>()?,
+            other => bail!("bad Action {other}"),
+        };
+        for action in actions {
+            out.push((action, statement.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// Least privilege (docs/iam-policy.md): roles passed only from the documented path, every
+/// changing action only on resources carrying the controller's ownership tag (creates: only
+/// with it), and each action left unconditioned named in the README with its reason.
+#[test]
+fn iam_policy_confines_the_controller_to_its_own_resources_and_roles() -> TestResult {
+    use branchpipeline::render::{MANAGER, TAG_MANAGED_BY};
+    let policy: Value = serde_json::from_str(&std::fs::read_to_string(
+        chart_dir().join("docs/iam-policy.json"),
+    )?)?;
+    let readme = std::fs::read_to_string(chart_dir().join("docs/iam-policy.md"))?;
+    let grants = grants(&policy)?;
+    let resource_tag = format!("aws:ResourceTag/{TAG_MANAGED_BY}");
+    let request_tag = format!("aws:RequestTag/{TAG_MANAGED_BY}");
+    // Actions that create, change, delete, run or retag something.
+    let changing: BTreeSet<&str> = [
+        "codepipeline:CreatePipeline",
+        "codepipeline:UpdatePipeline",
+        "codepipeline:DeletePipeline",
+        "codepipeline:StartPipelineExecution",
+        "codepipeline:TagResource",
+        "codepipeline:UntagResource",
+        "codebuild:CreateProject",
+        "codebuild:UpdateProject",
+        "codebuild:DeleteProject",
+    ]
+    .into();
+    for (action, statement) in &grants {
+        ensure!(statement["Effect"] == "Allow", "{statement}");
+        ensure!(!action.contains('*'), "wildcard action {action}");
+        let short = action.split_once(':').map_or(action.as_str(), |(_, a)| a);
+        let condition = &statement["Condition"];
+        if action == "iam:PassRole" {
+            assert_eq!(
+                statement["Resource"], "arn:aws:iam::*:role/branchpipeline/*",
+                "PassRole only on the documented role path"
+            );
+            ensure!(readme.contains("role/branchpipeline/*"));
+        } else if changing.contains(action.as_str()) {
+            let requires = |key: &str| {
+                ["StringEquals", "StringEqualsIfExists"]
+                    .iter()
+                    .any(|op| condition[op][key] == MANAGER)
+            };
+            let ok = if short.starts_with("Create") {
+                requires(&request_tag)
+            } else {
+                // Its own resources; or, tagging only, a resource not yet tagged (tagging at
+                // create), and only with the ownership tag.
+                requires(&resource_tag)
+                    || (short == "TagResource"
+                        && requires(&request_tag)
+                        && condition["Null"][resource_tag.as_str()] == "true")
+            };
+            ensure!(ok, "{action} must require the ownership tag: {statement}");
+            let relaxed = [&request_tag, &resource_tag]
+                .iter()
+                .any(|key| condition["StringEqualsIfExists"][key.as_str()].is_string());
+            if relaxed {
+                // The one relaxed condition: the README says why.
+                assert_eq!(action, "codepipeline:CreatePipeline");
+                ensure!(readme.contains("StringEqualsIfExists"));
+            }
+        } else if !action.ends_with(":PassConnection") {
+            ensure!(
+                condition.is_null(),
+                "{action} is a read; it needs no condition"
+            );
+        }
+        ensure!(
+            readme.contains(&format!("`{action}`")) || readme.contains(&format!("`{short}`")),
+            "docs/iam-policy.md does not say what {action} may do"
+        );
+    }
+    for action in &changing {
+        ensure!(
+            grants.iter().any(|(a, _)| a == action),
+            "{action} is not granted at all"
+        );
+    }
+    // Untagging may not remove the ownership tag itself.
+    let untag = grants
+        .iter()
+        .find(|(a, _)| a == "codepipeline:UntagResource")
+        .map(|(_, s)| s)
+        .context("UntagResource")?;
+    assert_eq!(
+        untag["Condition"]["ForAllValues:StringNotEquals"]["aws:TagKeys"],
+        json!([TAG_MANAGED_BY])
+    );
+    Ok(())
+}
+
+/// The condition is worth something only if the controller tags what it creates, in the
+/// create request: every rendered pipeline and project of the README's example carries the
+/// ownership tag with the value the policy expects.
+#[test]
+fn everything_the_controller_creates_carries_the_ownership_tag() -> TestResult {
+    use branchpipeline::render::{self, MANAGER, TAG_MANAGED_BY};
+    let text = std::fs::read_to_string(repo().join("examples/orders-api.yaml"))?;
+    let bp = branchpipeline::manifest::parse_documents(&text)
+        .remove(0)
+        .result
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.message))?;
+    let desired = render::compile(&bp).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let owned = |tags: &[render::Tag]| {
+        tags.iter()
+            .any(|t| t.key == TAG_MANAGED_BY && t.value == MANAGER)
+    };
+    ensure!(!desired.pipelines.is_empty() && !desired.projects.is_empty());
+    for p in &desired.pipelines {
+        ensure!(owned(&p.tags), "pipeline {} is untagged", p.pipeline.name);
+    }
+    for p in &desired.projects {
+        ensure!(owned(&p.tags), "project {} is untagged", p.name);
+    }
+    Ok(())
+}

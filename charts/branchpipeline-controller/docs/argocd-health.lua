@@ -14,11 +14,16 @@
 --                controller is backing off from) while Ready is not False;
 --                Synced=False with reason UpdatePending (a pipeline update waits for
 --                running executions, see spec.updatePolicy) while Ready is not False
---   Degraded     Ready=False with reason InvalidSpec, NotOwned or AWSTerminalError:
+--   Degraded     Ready=False with reason InvalidSpec, NotOwned, AWSTerminalError, or a
+--                class problem (PolicyViolation, InvalidClass, ClassNotFound,
+--                AmbiguousDefaultClass):
 --                waiting will not fix these, a spec or AWS-side change will
 local hs = {}
 
-local terminal = { InvalidSpec = true, NotOwned = true, AWSTerminalError = true }
+local terminal = {
+  InvalidSpec = true, NotOwned = true, AWSTerminalError = true,
+  PolicyViolation = true, InvalidClass = true, ClassNotFound = true, AmbiguousDefaultClass = true,
+}
 
 local function condition(conditions, type_)
   for _, c in ipairs(conditions) do
