@@ -205,7 +205,8 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
-    let aws = Arc::new(SdkAws::from_env(metrics.clone(), args.aws_max_tps.max(1)).await);
+    let lanes = SdkAws::from_env(metrics.clone(), args.aws_max_tps.max(1)).await;
+    let aws = Arc::new(lanes.reconcile);
     let config = controller_config(&args, aws.region());
     tracing::info!(
         namespaces = %if args.namespaces.is_empty() { "(all)".to_string() } else { args.namespaces.join(",") },
@@ -229,7 +230,8 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, %addr, "metrics and probe endpoint failed");
         }
     });
-    let ctx = Context::new(client.clone(), aws, config, metrics.clone());
+    let ctx = Context::new(client.clone(), aws, config, metrics.clone())
+        .with_background_aws(Arc::new(lanes.background));
     let ctx = Arc::new(match github_reporter(&args, &metrics)? {
         Some(reporter) => ctx.with_reporter(reporter),
         None => ctx,

@@ -20,7 +20,7 @@ use super::api::{AwsApi, ObservedPipeline, ObservedProject, PipelineSummary, Sta
 use super::convert;
 use super::error::{AwsError, Retry, classify};
 use super::executions::{self, ActionRun, Execution, StageState};
-use super::limiter::{Limited, TokenBucket};
+use super::limiter::{Lane, Limited, TokenBucket};
 use super::metering::MeterRequests;
 use crate::metrics::Metrics;
 use crate::render::model::{PipelineDeclaration, Project, Tag};
@@ -40,6 +40,14 @@ pub struct SdkAws {
     codebuild: cb::Client,
 }
 
+/// One client per lane of the rate limiter, sharing its buckets (see [`super::limiter`]).
+pub struct Lanes {
+    /// For reconciles, runs and cleanup.
+    pub reconcile: SdkAws,
+    /// For the execution tracker's polls.
+    pub background: SdkAws,
+}
+
 impl SdkAws {
     /// Clients for CodePipeline and CodeBuild sharing one SDK configuration.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
@@ -50,25 +58,38 @@ impl SdkAws {
     }
 
     /// Like [`SdkAws::new`], counting every request the SDK sends in `metrics` and sending at
-    /// most `max_tps` a second to each service (see [`super::limiter`]).
-    pub fn metered(config: &aws_config::SdkConfig, metrics: Arc<Metrics>, max_tps: u32) -> Self {
-        let meter = MeterRequests::new(metrics.clone());
+    /// most `max_tps` a second to each service (see [`super::limiter`]): two clients, one per
+    /// lane of the same buckets.
+    pub fn metered(config: &aws_config::SdkConfig, metrics: Arc<Metrics>, max_tps: u32) -> Lanes {
+        let buckets = [(); 2].map(|_| Arc::new(TokenBucket::new(max_tps, max_tps)));
         let http = default_https_client();
-        let limited = |service: &'static str| {
-            let bucket = Arc::new(TokenBucket::new(max_tps, max_tps));
-            Limited::new(http.clone(), bucket, service, Some(metrics.clone()))
+        let client = |lane: Lane| {
+            let meter = MeterRequests::new(metrics.clone());
+            let limited = |bucket: &Arc<TokenBucket>, service: &'static str| {
+                Limited::new(
+                    http.clone(),
+                    bucket.clone(),
+                    lane,
+                    service,
+                    Some(metrics.clone()),
+                )
+            };
+            let codepipeline = cp::config::Builder::from(config)
+                .interceptor(meter.clone())
+                .http_client(limited(&buckets[0], "codepipeline"))
+                .build();
+            let codebuild = cb::config::Builder::from(config)
+                .interceptor(meter)
+                .http_client(limited(&buckets[1], "codebuild"))
+                .build();
+            Self {
+                codepipeline: cp::Client::from_conf(codepipeline),
+                codebuild: cb::Client::from_conf(codebuild),
+            }
         };
-        let codepipeline = cp::config::Builder::from(config)
-            .interceptor(meter.clone())
-            .http_client(limited("codepipeline"))
-            .build();
-        let codebuild = cb::config::Builder::from(config)
-            .interceptor(meter)
-            .http_client(limited("codebuild"))
-            .build();
-        Self {
-            codepipeline: cp::Client::from_conf(codepipeline),
-            codebuild: cb::Client::from_conf(codebuild),
+        Lanes {
+            reconcile: client(Lane::Reconcile),
+            background: client(Lane::Background),
         }
     }
 
@@ -78,7 +99,7 @@ impl SdkAws {
     /// adaptive mode, which also slows every later request after throttling, was measured to
     /// make convergence through transient throttling six times slower (8 s against 50 s in the
     /// throttling test), on top of the rate limit the controller already keeps: not used.
-    pub async fn from_env(metrics: Arc<Metrics>, max_tps: u32) -> Self {
+    pub async fn from_env(metrics: Arc<Metrics>, max_tps: u32) -> Lanes {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::standard())
             .load()

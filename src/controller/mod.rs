@@ -75,6 +75,9 @@ impl Default for Config {
 pub struct Context {
     pub client: Client,
     pub aws: Arc<dyn AwsApi>,
+    /// For the execution tracker: the rate limiter's background lane, so polls never queue
+    /// ahead of a reconcile. The same client as `aws` unless set.
+    pub background_aws: Arc<dyn AwsApi>,
     pub recorder: Recorder,
     pub config: Config,
     pub metrics: Arc<Metrics>,
@@ -106,6 +109,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            background_aws: aws.clone(),
             aws,
             config,
             metrics,
@@ -119,6 +123,11 @@ impl Context {
     }
 
     /// Posts commit statuses through `reporter`.
+    pub fn with_background_aws(mut self, aws: Arc<dyn AwsApi>) -> Self {
+        self.background_aws = aws;
+        self
+    }
+
     pub fn with_reporter(mut self, reporter: Arc<crate::github::reporter::Reporter>) -> Self {
         self.reporter = Some(reporter);
         self

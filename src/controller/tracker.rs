@@ -182,7 +182,7 @@ async fn poll(ctx: &Context, bp: &BranchPipeline, previous: BranchPipelineStatus
             };
         }
         let reporting = reporting(ctx, bp);
-        let readings = observe(ctx.aws.as_ref(), pipelines, &previous).await;
+        let readings = observe(ctx.background_aws.as_ref(), pipelines, &previous).await;
         let decision = tracking::decide(&previous, &readings, &config.region, &reporting);
         let active = decision.active;
         let report = match (&reporting, ctx.reporter.as_ref()) {
