@@ -576,3 +576,39 @@ async fn start_execution_overrides_the_source_commit() {
     assert_eq!(revisions[0].revision_id(), Some(commit));
     f.aws.delete_pipeline(&desired.pipeline.name).await.unwrap();
 }
+
+/// Both lanes of the rate limiter share one bucket per service, and a request that waits for its
+/// slot longer than the SDK's 5 s stalled-stream grace period still succeeds.
+#[tokio::test]
+async fn requests_that_wait_long_for_the_rate_limiter_still_succeed() {
+    let bed = TestBed::shared().await;
+    let metrics = std::sync::Arc::new(branchpipeline::metrics::Metrics::new());
+    let lanes = SdkAws::metered(&bed.aws_config().await, metrics, 1);
+    let lanes = std::sync::Arc::new(lanes);
+    let start = std::time::Instant::now();
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let lanes = lanes.clone();
+            tokio::spawn(async move {
+                let aws = if i % 2 == 0 {
+                    &lanes.reconcile
+                } else {
+                    &lanes.background
+                };
+                aws.list_projects().await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .expect("task")
+            .expect("a request that waited for its slot");
+    }
+    // One request a second across both lanes: the last waited about 7 s (separate buckets
+    // would have taken about 3 s).
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -24,6 +24,7 @@ use super::limiter::{Lane, Limited, TokenBucket};
 use super::metering::MeterRequests;
 use crate::metrics::Metrics;
 use crate::render::model::{PipelineDeclaration, Project, Tag};
+use aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig;
 
 /// BatchGetProjects accepts at most 100 names per call (CodeBuild API Reference).
 const BATCH_GET_PROJECTS_MAX: usize = 100;
@@ -63,6 +64,14 @@ impl SdkAws {
     pub fn metered(config: &aws_config::SdkConfig, metrics: Arc<Metrics>, max_tps: u32) -> Lanes {
         let buckets = [(); 2].map(|_| Arc::new(TokenBucket::new(max_tps, max_tps)));
         let http = default_https_client();
+        // The limiter waits inside the HTTP client, under the SDK's stalled-stream protection.
+        // In the N=100 benchmark, 60 background polls that waited long for their slot failed
+        // with its upload check ("minimum throughput ... 0 B/s", DispatchFailure); with upload
+        // protection off, none did (one run each). The bodies sent are small JSON documents, so
+        // the upload check has nothing to protect here; a stalled response is still caught.
+        let stall = StalledStreamProtectionConfig::enabled()
+            .upload_enabled(false)
+            .build();
         let client = |lane: Lane| {
             let meter = MeterRequests::new(metrics.clone());
             let limited = |bucket: &Arc<TokenBucket>, service: &'static str| {
@@ -76,10 +85,12 @@ impl SdkAws {
             };
             let codepipeline = cp::config::Builder::from(config)
                 .interceptor(meter.clone())
+                .stalled_stream_protection(stall.clone())
                 .http_client(limited(&buckets[0], "codepipeline"))
                 .build();
             let codebuild = cb::config::Builder::from(config)
                 .interceptor(meter)
+                .stalled_stream_protection(stall.clone())
                 .http_client(limited(&buckets[1], "codebuild"))
                 .build();
             Self {
