@@ -59,7 +59,10 @@ async fn main() -> Result<()> {
 
     // moto only knows its own account (123456789012), so the example's ARNs move there.
     let text = EXAMPLE
-        .replace("arn:aws:iam::111122223333:role/orders-codepipeline", &role)
+        .replace(
+            "arn:aws:iam::111122223333:role/branchpipeline/orders-codepipeline",
+            &role,
+        )
         .replace("111122223333", support::AWS_ACCOUNT_ID);
     let bp = manifest::parse_documents(&text)
         .remove(0)

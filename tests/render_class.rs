@@ -97,7 +97,7 @@ fn cli_reports_a_guardrail_with_the_field_and_the_rule() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(": spec.buildRoleArn: \"arn:aws:iam::111122223333:role/admin\" is not allowed by class \"acme-platform\": guardrails.allowedRoleArns allows arn:aws:iam::111122223333:role/*-codepipeline, arn:aws:iam::111122223333:role/*-codebuild;"),
+        stderr.contains(": spec.buildRoleArn: \"arn:aws:iam::111122223333:role/admin\" is not allowed by class \"acme-platform\": guardrails.allowedRoleArns allows arn:aws:iam::111122223333:role/branchpipeline/*-codepipeline, arn:aws:iam::111122223333:role/branchpipeline/*-codebuild;"),
         "{stderr}"
     );
 }

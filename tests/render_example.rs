@@ -67,7 +67,7 @@ fn two_pipelines_replace_seven() {
         assert_eq!(p.pipeline.execution_mode, "QUEUED");
         assert_eq!(
             p.pipeline.role_arn,
-            "arn:aws:iam::111122223333:role/orders-codepipeline"
+            "arn:aws:iam::111122223333:role/branchpipeline/orders-codepipeline"
         );
         assert_eq!(p.pipeline.artifact_store.location, "acme-cicd-artifacts");
         assert_eq!(p.pipeline.artifact_store.type_, "S3");
@@ -269,7 +269,7 @@ fn projects_have_per_stage_compute_and_tags() {
     assert_eq!(lint.timeout_in_minutes, 30);
     assert_eq!(
         lint.service_role,
-        "arn:aws:iam::111122223333:role/orders-codebuild"
+        "arn:aws:iam::111122223333:role/branchpipeline/orders-codebuild"
     );
     assert_eq!(
         by_name("team-orders-orders-api-test")

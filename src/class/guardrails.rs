@@ -208,7 +208,7 @@ mod tests {
     use super::*;
     use crate::class::{Effective, merge};
 
-    const ROLE_PATTERN: &str = "arn:aws:iam::111122223333:role/orders-*";
+    const ROLE_PATTERN: &str = "arn:aws:iam::111122223333:role/branchpipeline/orders-*";
 
     fn bp() -> BranchPipeline {
         crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
@@ -448,6 +448,6 @@ mod tests {
         let errors = guardrails(&spec, &c, &BTreeMap::new());
         assert_eq!(errors.len(), 1);
         let text = errors[0].to_string();
-        assert!(text.starts_with("spec.pipelineRoleArn: \"arn:aws:iam::111122223333:role/admin\" is not allowed by class \"platform\": guardrails.allowedRoleArns allows arn:aws:iam::111122223333:role/orders-*"), "{text}");
+        assert!(text.starts_with("spec.pipelineRoleArn: \"arn:aws:iam::111122223333:role/admin\" is not allowed by class \"platform\": guardrails.allowedRoleArns allows arn:aws:iam::111122223333:role/branchpipeline/orders-*"), "{text}");
     }
 }

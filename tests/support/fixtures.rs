@@ -14,7 +14,8 @@ pub const EXAMPLE: &str = include_str!("../../examples/orders-api.yaml");
 /// The namespace and the account the example names.
 pub const EXAMPLE_NAMESPACE: &str = "team-orders";
 pub const EXAMPLE_ACCOUNT: &str = "111122223333";
-const EXAMPLE_PIPELINE_ROLE: &str = "arn:aws:iam::111122223333:role/orders-codepipeline";
+const EXAMPLE_PIPELINE_ROLE: &str =
+    "arn:aws:iam::111122223333:role/branchpipeline/orders-codepipeline";
 
 /// The example, parsed as `render -f` parses it.
 pub fn example() -> BranchPipeline {
