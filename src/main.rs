@@ -231,7 +231,7 @@ async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     let ctx = Context::new(client.clone(), aws, config, metrics.clone())
-        .with_background_aws(Arc::new(lanes.background));
+        .with_lanes(Arc::new(lanes.edit), Arc::new(lanes.background));
     let ctx = Arc::new(match github_reporter(&args, &metrics)? {
         Some(reporter) => ctx.with_reporter(reporter),
         None => ctx,

@@ -577,7 +577,7 @@ async fn start_execution_overrides_the_source_commit() {
     f.aws.delete_pipeline(&desired.pipeline.name).await.unwrap();
 }
 
-/// Both lanes of the rate limiter share one bucket per service, and a request that waits for its
+/// The lanes of the rate limiter share one bucket per service, and a request that waits for its
 /// slot longer than the SDK's 5 s stalled-stream grace period still succeeds.
 #[tokio::test]
 async fn requests_that_wait_long_for_the_rate_limiter_still_succeed() {
@@ -604,8 +604,8 @@ async fn requests_that_wait_long_for_the_rate_limiter_still_succeed() {
             .expect("task")
             .expect("a request that waited for its slot");
     }
-    // One request a second across both lanes: the last waited about 7 s (separate buckets
-    // would have taken about 3 s).
+    // One request a second across the lanes: the last waited about 7 s (separate buckets
+    // would have taken about 2 s).
     assert!(
         start.elapsed() >= std::time::Duration::from_secs(6),
         "{:?}",

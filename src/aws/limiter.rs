@@ -8,10 +8,12 @@
 //! service); throttling responses are retried by the SDK and counted in
 //! `branchpipeline_aws_throttled_total`.
 //!
-//! Two lanes share each bucket. Reconciles reserve the next slot, as a queue. Background reads
-//! (the execution tracker's polls) take only a slot nobody is waiting for, and keep half the
-//! burst free: a poll of every pipeline at once must not put an edit's reconcile behind it
-//! (the benchmark measured edits during a busy pass at p95 7.6 s with one lane).
+//! Three lanes share each bucket, each allowed a different part of the burst: edits (a spec not
+//! yet in AWS, a run start) all of it, other reconciles three quarters, background reads (the
+//! execution tracker's polls) half. So when requests wait at once, edits go first and polls
+//! last: a poll of every pipeline, or a resync pass, must not put an edit behind it (the
+//! benchmark measured edits during a busy pass at p95 7.6 s with one lane, 1.1 to 2.1 s with
+//! polls apart).
 
 use std::fmt;
 use std::sync::Arc;
@@ -49,33 +51,24 @@ impl TokenBucket {
         }
     }
 
-    /// Waits for this request's turn; returns how long it waited.
+    /// Waits for this request's turn with the whole burst to draw on; returns how long it
+    /// waited.
     pub async fn acquire(&self) -> Duration {
-        let wait = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let theoretical = next.map_or(now, |n| n.max(now));
-            *next = Some(theoretical + self.interval);
-            // Leaves at `theoretical - tolerance`, or now if that has passed.
-            theoretical.saturating_duration_since(now + self.tolerance)
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        wait
+        self.acquire_within(self.tolerance).await
     }
 
-    /// Waits for a slot no request of the reconcile lane is queued for, keeping half the burst
-    /// for that lane; returns how long it waited. Under sustained reconcile load it waits as
-    /// long as that load lasts: background reads are the ones that can be late.
-    pub async fn acquire_spare(&self) -> Duration {
+    /// Waits until a slot is free within `headroom` of now, then takes it; returns how long it
+    /// waited. Nothing is reserved while waiting, so among requests waiting at once, the one
+    /// allowed the most headroom goes first: that is what orders the lanes. The rate over time
+    /// stays one request per `interval` whatever the mix.
+    async fn acquire_within(&self, headroom: Duration) -> Duration {
         let start = Instant::now();
         loop {
             let wait = {
                 let mut next = self.next.lock().await;
                 let now = Instant::now();
                 let theoretical = next.map_or(now, |n| n.max(now));
-                let wait = theoretical.saturating_duration_since(now + self.tolerance / 2);
+                let wait = theoretical.saturating_duration_since(now + headroom);
                 if wait.is_zero() {
                     *next = Some(theoretical + self.interval);
                     return start.elapsed();
@@ -85,21 +78,36 @@ impl TokenBucket {
             tokio::time::sleep(wait).await;
         }
     }
+
+    /// For the reconcile lane: three quarters of the burst, so an edit finds room ahead of it.
+    pub async fn acquire_reconcile(&self) -> Duration {
+        self.acquire_within(self.tolerance * 3 / 4).await
+    }
+
+    /// For background reads: half the burst, so they take only slots no reconcile or edit is
+    /// waiting for. Under sustained load they wait as long as that load lasts: background reads
+    /// are the ones that can be late.
+    pub async fn acquire_spare(&self) -> Duration {
+        self.acquire_within(self.tolerance / 2).await
+    }
 }
 
 /// Which lane of the bucket a client's requests use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// Reconciles and runs: queued in order of arrival.
+    /// Reconciles of a spec not yet in AWS, and run starts: someone is waiting for them.
+    Edit,
+    /// Other reconciles (resyncs, drift checks) and following runs.
     Reconcile,
-    /// Execution polls: only slots the reconcile lane leaves unused.
+    /// Execution polls: only slots the other lanes leave unused.
     Background,
 }
 
 impl Lane {
     async fn acquire(self, bucket: &TokenBucket) -> Duration {
         match self {
-            Lane::Reconcile => bucket.acquire().await,
+            Lane::Edit => bucket.acquire().await,
+            Lane::Reconcile => bucket.acquire_reconcile().await,
             Lane::Background => bucket.acquire_spare().await,
         }
     }
@@ -216,45 +224,55 @@ mod tests {
         );
     }
 
+    /// A bucket of 10 a second (burst 10) that 7 requests have just drawn on.
+    async fn seven_deep() -> TokenBucket {
+        let bucket = TokenBucket::new(10, 10);
+        for _ in 0..7 {
+            assert_eq!(bucket.acquire().await, Duration::ZERO);
+        }
+        bucket
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn background_requests_never_go_ahead_of_queued_reconciles() {
+    async fn edits_go_at_once_where_reconciles_wait_and_polls_wait_longer() {
+        // The next free slot is 700 ms ahead; the lanes may draw 900, 675 and 450 ms ahead.
+        let edit = seven_deep().await.acquire().await;
+        let reconcile = seven_deep().await.acquire_reconcile().await;
+        let poll = seven_deep().await.acquire_spare().await;
+        assert_eq!(edit, Duration::ZERO);
+        assert_eq!(reconcile, Duration::from_millis(25));
+        assert_eq!(poll, Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lanes_together_keep_the_rate() {
         let bucket = Arc::new(TokenBucket::new(10, 4));
-        // A poll of many pipelines at once, then an edit's reads a moment later.
-        let polls: Vec<_> = (0..20)
-            .map(|_| {
+        let start = Instant::now();
+        let requests: Vec<_> = (0..30)
+            .map(|i| {
                 let bucket = bucket.clone();
                 tokio::spawn(async move {
-                    bucket.acquire_spare().await;
+                    match i % 3 {
+                        0 => bucket.acquire().await,
+                        1 => bucket.acquire_reconcile().await,
+                        _ => bucket.acquire_spare().await,
+                    };
                     Instant::now()
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let start = Instant::now();
-        for _ in 0..3 {
-            bucket.acquire().await;
-        }
-        let edit_done = start.elapsed();
-        assert!(
-            edit_done <= Duration::from_millis(300),
-            "the edit waited {edit_done:?} behind background polls"
-        );
         let mut finished = Vec::new();
-        for poll in polls {
-            finished.push(poll.await.expect("poll"));
+        for request in requests {
+            finished.push(request.await.expect("request").duration_since(start));
         }
-        // The polls still all get through, paced at the bucket's rate.
-        let last = finished.iter().max().expect("polls");
-        assert!(
-            last.duration_since(start) >= Duration::from_millis(1500),
-            "{:?}",
-            last.duration_since(start)
-        );
-        assert!(
-            last.duration_since(start) <= Duration::from_secs(3),
-            "{:?}",
-            last.duration_since(start)
-        );
+        finished.sort();
+        // 30 requests at 10 a second after a burst of at most 4: no faster than 2.6 s.
+        assert!(finished[29] >= Duration::from_millis(2600), "{finished:?}");
+        assert!(finished[29] <= Duration::from_secs(3), "{finished:?}");
+        // No second holds more than 10 plus the burst.
+        for w in finished.windows(14) {
+            assert!(w[13] - w[0] >= Duration::from_millis(900), "{finished:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

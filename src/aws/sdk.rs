@@ -43,7 +43,9 @@ pub struct SdkAws {
 
 /// One client per lane of the rate limiter, sharing its buckets (see [`super::limiter`]).
 pub struct Lanes {
-    /// For reconciles, runs and cleanup.
+    /// For reconciles of a spec AWS does not have yet, and run starts.
+    pub edit: SdkAws,
+    /// For other reconciles, following runs, and cleanup.
     pub reconcile: SdkAws,
     /// For the execution tracker's polls.
     pub background: SdkAws,
@@ -99,6 +101,7 @@ impl SdkAws {
             }
         };
         Lanes {
+            edit: client(Lane::Edit),
             reconcile: client(Lane::Reconcile),
             background: client(Lane::Background),
         }

@@ -75,6 +75,9 @@ impl Default for Config {
 pub struct Context {
     pub client: Client,
     pub aws: Arc<dyn AwsApi>,
+    /// The rate limiter's edit lane: reconciles of a spec AWS does not have yet, and run
+    /// starts, go ahead of resyncs. The same client as `aws` unless set.
+    pub edit_aws: Arc<dyn AwsApi>,
     /// For the execution tracker: the rate limiter's background lane, so polls never queue
     /// ahead of a reconcile. The same client as `aws` unless set.
     pub background_aws: Arc<dyn AwsApi>,
@@ -109,6 +112,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            edit_aws: aws.clone(),
             background_aws: aws.clone(),
             aws,
             config,
@@ -123,8 +127,10 @@ impl Context {
     }
 
     /// Posts commit statuses through `reporter`.
-    pub fn with_background_aws(mut self, aws: Arc<dyn AwsApi>) -> Self {
-        self.background_aws = aws;
+    /// The rate limiter's other lanes (see [`crate::aws::limiter`]).
+    pub fn with_lanes(mut self, edit: Arc<dyn AwsApi>, background: Arc<dyn AwsApi>) -> Self {
+        self.edit_aws = edit;
+        self.background_aws = background;
         self
     }
 
@@ -186,8 +192,15 @@ impl Context {
 
     /// What the AWS half of a reconcile reads with.
     fn reads(&self, bp: &BranchPipeline) -> sync::Reads<'_> {
+        // A spec AWS does not have yet is an edit someone waits for; resyncs can wait.
+        let edited =
+            bp.metadata.generation != bp.status.as_ref().and_then(|s| s.observed_generation);
         sync::Reads {
-            aws: self.aws.as_ref(),
+            aws: if edited {
+                self.edit_aws.as_ref()
+            } else {
+                self.aws.as_ref()
+            },
             inventory: &self.inventory,
             pass: self.next_pass(&key(bp)),
             max_age: self.config.resync_interval,

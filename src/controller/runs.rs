@@ -100,7 +100,7 @@ async fn start(
     if let Some(bp) = &bp {
         own(runs, run, bp).await?;
     }
-    let execution = match start_execution(ctx.aws.as_ref(), &accepted).await {
+    let execution = match start_execution(ctx.edit_aws.as_ref(), &accepted).await {
         Ok(execution) => execution,
         Err(e) => {
             status.phase = Some(RunPhase::Pending);
