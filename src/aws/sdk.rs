@@ -147,7 +147,7 @@ impl SdkAws {
         let (arn, arn_from_metadata) = match out.metadata.and_then(|m| m.pipeline_arn) {
             Some(arn) => (arn, true),
             None => {
-                let arn = fallback_pipeline_arn(self.region(), &declaration.role_arn, name)
+                let arn = derive_pipeline_arn(self.region(), &declaration.role_arn, name)
                     .ok_or_else(|| invalid_response(OP, "response has no pipeline ARN").on(name))?;
                 debug!(operation = OP, pipeline = name, arn = %arn, "no pipelineArn in metadata; using the derived ARN");
                 (arn, false)
@@ -258,8 +258,7 @@ impl AwsApi for SdkAws {
         // per create (a third of a cold start's CodePipeline requests). It only feeds
         // status.pipelines[].arn: tags are always changed through the ARN a GetPipeline
         // returned, and the next reconcile's read replaces a derived one that differs.
-        if let Some(arn) = fallback_pipeline_arn(self.region(), &pipeline.role_arn, &pipeline.name)
-        {
+        if let Some(arn) = derive_pipeline_arn(self.region(), &pipeline.role_arn, &pipeline.name) {
             return Ok(arn);
         }
         match self.fetch_pipeline(&pipeline.name).await? {
@@ -708,7 +707,7 @@ fn is_not_found(e: &AwsError) -> bool {
 
 /// `arn:<partition>:codepipeline:<region>:<account>:<name>`, with partition and account taken
 /// from the pipeline's service role (a pipeline's role lives in the pipeline's account).
-pub fn fallback_pipeline_arn(region: Option<&str>, role_arn: &str, name: &str) -> Option<String> {
+pub fn derive_pipeline_arn(region: Option<&str>, role_arn: &str, name: &str) -> Option<String> {
     let region = region.filter(|r| !r.is_empty())?;
     let mut parts = role_arn.splitn(6, ':');
     let (Some("arn"), Some(partition), Some("iam"), Some(_), Some(account)) = (
@@ -863,12 +862,12 @@ mod tests {
     #[test]
     fn fallback_arn_uses_role_partition_and_account() {
         assert_eq!(
-            fallback_pipeline_arn(Some("eu-west-1"), "arn:aws:iam::111122223333:role/x", "p")
+            derive_pipeline_arn(Some("eu-west-1"), "arn:aws:iam::111122223333:role/x", "p")
                 .as_deref(),
             Some("arn:aws:codepipeline:eu-west-1:111122223333:p")
         );
         assert_eq!(
-            fallback_pipeline_arn(
+            derive_pipeline_arn(
                 Some("cn-north-1"),
                 "arn:aws-cn:iam::111122223333:role/a/b",
                 "p"
@@ -877,15 +876,15 @@ mod tests {
             Some("arn:aws-cn:codepipeline:cn-north-1:111122223333:p")
         );
         assert_eq!(
-            fallback_pipeline_arn(None, "arn:aws:iam::1:role/x", "p"),
+            derive_pipeline_arn(None, "arn:aws:iam::1:role/x", "p"),
             None
         );
         assert_eq!(
-            fallback_pipeline_arn(Some("us-east-1"), "not-an-arn", "p"),
+            derive_pipeline_arn(Some("us-east-1"), "not-an-arn", "p"),
             None
         );
         assert_eq!(
-            fallback_pipeline_arn(Some("us-east-1"), "arn:aws:iam:::role/x", "p"),
+            derive_pipeline_arn(Some("us-east-1"), "arn:aws:iam:::role/x", "p"),
             None
         );
     }

@@ -153,18 +153,7 @@ mod tests {
             next_resync: Duration::from_secs(600),
         };
         let inventory = crate::aws::inventory::Inventory::default();
-        let reads = Reads {
-            aws,
-            inventory: &inventory,
-            pass: 0,
-            max_age: Duration::from_secs(600),
-            quotas: crate::reconcile::outcome::Quotas {
-                pipelines: 1000,
-                projects: 5000,
-            },
-            metrics: None,
-            poll: Duration::from_secs(60),
-        };
+        let reads = Reads::for_tests(aws, &inventory);
         delete_owned(bp, &reads, &facts).await
     }
 

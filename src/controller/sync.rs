@@ -56,6 +56,25 @@ pub(super) struct Reads<'a> {
     pub poll: Duration,
 }
 
+#[cfg(test)]
+impl<'a> Reads<'a> {
+    /// A reconcile's reads for unit tests: first pass, nothing listed yet, AWS's default quotas.
+    pub(super) fn for_tests(aws: &'a dyn AwsApi, inventory: &'a Inventory) -> Self {
+        Self {
+            aws,
+            inventory,
+            pass: 0,
+            max_age: Duration::from_secs(600),
+            quotas: outcome::Quotas {
+                pipelines: 1000,
+                projects: 5000,
+            },
+            metrics: None,
+            poll: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Observe → plan → hold back what would cancel executions → apply → decide.
 async fn sync_aws(
     bp: &BranchPipeline,
@@ -212,18 +231,7 @@ mod tests {
         };
         let desired = render::compile(bp).expect("renders");
         let inventory = Inventory::default();
-        let reads = Reads {
-            aws,
-            inventory: &inventory,
-            pass: 0,
-            max_age: Duration::from_secs(600),
-            quotas: crate::reconcile::outcome::Quotas {
-                pipelines: 1000,
-                projects: 5000,
-            },
-            metrics: None,
-            poll: Duration::from_secs(60),
-        };
+        let reads = Reads::for_tests(aws, &inventory);
         sync_aws(bp, &reads, &facts, &desired).await
     }
 
