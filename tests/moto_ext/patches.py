@@ -42,11 +42,29 @@ def _page_size(default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else default
 
 
-def _page(items: list[Any], token: str | None, size: int) -> tuple[list[Any], str | None]:
-    """One page of `items` from an opaque offset token, and the token of the next page."""
-    start = int(token) if token and token.isdigit() else 0
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
+def _page(
+    items: list[Any], token: str | None, size: int, key: Any = lambda item: item
+) -> tuple[list[Any], str | None]:
+    """One page of name-sorted `items` from an opaque token, and the token of the next page.
+
+    AWS documents `nextToken` as opaque and says nothing of what a listing returns for items
+    created or deleted while it pages, so the product must not depend on either answer and
+    the bed plays both (BPL_MOTO_PAGE_CURSOR):
+    * "name" (the default): the token is the last name returned, so an item present for the
+      whole listing is listed exactly once whatever else changes meanwhile;
+    * "offset": the token is a position, so a create or delete before it shifts the rest and
+      the listing skips or repeats items, as a naive offset pager would.
+    """
+    import os
+
+    if os.environ.get("BPL_MOTO_PAGE_CURSOR", "name") == "offset":
+        start = int(token) if token and token.isdigit() else 0
+        end = start + size
+        return items[start:end], (str(end) if end < len(items) else None)
+    after = token[len("after:"):] if token and token.startswith("after:") else None
+    rest = [item for item in items if after is None or key(item) > after]
+    page = rest[:size]
+    return page, (f"after:{key(page[-1])}" if len(rest) > size else None)
 
 # ----------------------------------------------------------------------------- CodeBuild
 
@@ -292,7 +310,9 @@ def _patch_codepipeline() -> None:
             summary["executionMode"] = declaration.get("executionMode", "SUPERSEDED")
             summaries.append(summary)
         size = min(int(self._get_param("maxResults") or _page_size(100)), 1000)
-        body["pipelines"], next_token = _page(summaries, self._get_param("nextToken"), size)
+        body["pipelines"], next_token = _page(
+            summaries, self._get_param("nextToken"), size, key=lambda s: s["name"]
+        )
         if next_token:
             body["nextToken"] = next_token
         return json.dumps(body)
