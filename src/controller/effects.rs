@@ -3,7 +3,6 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -56,21 +55,11 @@ where
         } else {
             info!(reason = %spec.reason, note = %spec.note, "event");
         }
-        let event = Event {
-            type_: if spec.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: spec.reason.clone(),
-            note: Some(spec.note.clone()),
-            action: spec.reason.clone(),
-            secondary: spec
-                .related
-                .as_ref()
-                .map(|(kind, name)| aws_reference(*kind, name)),
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        let related = spec
+            .related
+            .as_ref()
+            .map(|(kind, name)| aws_reference(*kind, name));
+        if let Err(e) = ctx.recorder.publish(&reference, spec, related).await {
             warn!(error = %e, reason = %spec.reason, "could not publish event");
         }
     }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Client, ResourceExt};
 use tracing::{Instrument, debug, error, info_span, warn};
@@ -28,6 +27,7 @@ use crate::render::MANAGER;
 mod classes;
 mod cleanup;
 mod effects;
+mod recorder;
 mod runs;
 mod sync;
 mod tracker;
@@ -81,7 +81,7 @@ pub struct Context {
     /// For the execution tracker: the rate limiter's background lane, so polls never queue
     /// ahead of a reconcile. The same client as `aws` unless set.
     pub background_aws: Arc<dyn AwsApi>,
-    pub recorder: Recorder,
+    pub recorder: recorder::Recorder,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for backoff; cleared on success.
@@ -105,12 +105,12 @@ impl Context {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: recorder::Recorder::new(
+                client.clone(),
+                MANAGER,
+                std::env::var("POD_NAME").ok(),
+            ),
             client,
             edit_aws: aws.clone(),
             background_aws: aws.clone(),

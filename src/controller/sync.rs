@@ -247,7 +247,14 @@ mod tests {
         assert!(matches!(out.next, Next::Requeue(_)));
         assert_eq!(aws.count("CreateProject"), 4, "shared by both pipelines");
         assert_eq!(aws.count("CreatePipeline"), 2);
-        assert_eq!(reasons(&out).iter().filter(|r| **r == "Created").count(), 6);
+        assert_eq!(
+            reasons(&out),
+            ["Created"],
+            "one Event for everything created"
+        );
+        for name in aws.pipeline_names().iter().chain(&aws.project_names()) {
+            assert!(out.events[0].note.contains(name.as_str()), "{name}");
+        }
         let again = sync_once(&aws, &bp, &out.status).await;
         assert!(again.events.is_empty());
         assert_eq!(
@@ -268,7 +275,16 @@ mod tests {
         );
         let bp = example();
         let first = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
-        assert_eq!(reasons(&first), ["Created", "Created"]);
+        assert_eq!(reasons(&first), ["Created"]);
+        assert_eq!(
+            first.events[0]
+                .note
+                .matches("Created CodeBuild project")
+                .count(),
+            2,
+            "the two projects created before the failure: {}",
+            first.events[0].note
+        );
         assert!(matches!(&first.next, Next::Fail(e) if e.is_retryable()));
         let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
         assert_eq!(synced.reason, "AWSError");

@@ -15,9 +15,8 @@ pub struct EventSpec {
     pub reason: String,
     /// Already fitted to [`NOTE_MAX`].
     pub note: String,
-    /// The AWS resource the event is about. The recorder folds events with the same reason and
-    /// related object into one series, so without it every project created in one reconcile
-    /// would collapse into a single event.
+    /// The AWS resource the event is about, when it is about exactly one (the Event's
+    /// `related` object).
     pub related: Option<(Kind, String)>,
 }
 

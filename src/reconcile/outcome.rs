@@ -281,7 +281,11 @@ fn is_drift(f: &Facts<'_>, plan: &Plan) -> bool {
         && f.previous.synced_generation == f.generation
 }
 
+/// One Event per kind of change and reconcile, naming every resource it touched: a new
+/// resource is one Event, not one per pipeline and project (six for the README's example), which
+/// at a thousand objects is thousands of Event writes the API server and etcd are spared.
 fn report_changes(out: &mut Outcome, done: &[Change], drift: bool) {
+    let mut groups: Vec<(&'static str, Vec<&Change>)> = Vec::new();
     for change in done {
         let repaired = drift && matches!(change.verb, Verb::Updated | Verb::Retagged);
         let reason = if repaired {
@@ -292,14 +296,21 @@ fn report_changes(out: &mut Outcome, done: &[Change], drift: bool) {
         } else {
             change.verb.as_str()
         };
-        let note = format!(
-            "{} {} {}",
-            change.verb.as_str(),
-            change.kind.as_str(),
-            change.name
-        );
-        out.events
-            .push(EventSpec::normal(reason, note).about(change.kind, &change.name));
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, changes)) => changes.push(change),
+            None => groups.push((reason, vec![change])),
+        }
+    }
+    for (reason, changes) in groups {
+        let items: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{} {} {}", c.verb.as_str(), c.kind.as_str(), c.name))
+            .collect();
+        let mut event = EventSpec::normal(reason, fit_list(&items, NOTE_MAX, true));
+        if let [only] = changes.as_slice() {
+            event = event.about(only.kind, &only.name);
+        }
+        out.events.push(event);
     }
 }
 
@@ -1064,7 +1075,51 @@ mod tests {
         ];
         let out = cleaned_up(&facts(3, &BranchPipelineStatus::default(), &s), &done);
         assert_eq!(out.managed, Managed::Gone);
-        assert_eq!(reasons(&out), ["Deleted", "Deleted"]);
+        assert_eq!(
+            reasons(&out),
+            ["Deleted"],
+            "one Event for the whole cleanup"
+        );
+        assert_eq!(
+            out.events[0].note,
+            "Deleted pipeline a; Deleted CodeBuild project a-lint"
+        );
+        assert_eq!(out.events[0].related, None, "it is about two resources");
         assert!(matches!(out.next, Next::AwaitChange));
+    }
+
+    #[test]
+    fn changes_are_reported_as_one_event_per_kind_of_change() {
+        let bp = example(&[]);
+        let s = settings_of(&bp);
+        let mut done: Vec<Change> = (0..40)
+            .map(|i| {
+                change(
+                    Verb::Created,
+                    Kind::Project,
+                    &format!("{}-{i:02}", "p".repeat(60)),
+                )
+            })
+            .collect();
+        done.push(change(Verb::Updated, Kind::Pipeline, "a"));
+        done.push(change(Verb::Retagged, Kind::Pipeline, "b"));
+        let out = aws_failed(
+            &facts(3, &BranchPipelineStatus::default(), &s),
+            Step::Apply,
+            aws_error("ThrottlingException", Retry::Retryable),
+            &done,
+        );
+        assert_eq!(reasons(&out), ["Created", "Updated"]);
+        let created = &out.events[0].note;
+        assert!(created.len() <= NOTE_MAX, "{}", created.len());
+        assert!(
+            created.starts_with("Created CodeBuild project pppp"),
+            "{created}"
+        );
+        assert!(created.ends_with("more; see status"), "{created}");
+        assert_eq!(
+            out.events[1].note,
+            "Updated pipeline a; Retagged pipeline b"
+        );
     }
 }

@@ -73,11 +73,24 @@ async fn create_renders_two_pipelines_and_four_shared_projects() -> Result<()> {
         ("True".into(), "Synced".into())
     );
     let events = h.events().await?;
+    let created: Vec<&String> = events
+        .iter()
+        .filter(|(r, _)| r == "Created")
+        .map(|(_, note)| note)
+        .collect();
     assert_eq!(
-        events.iter().filter(|(r, _)| r == "Created").count(),
-        6,
-        "{events:?}"
+        created.len(),
+        1,
+        "one Event for the whole creation: {events:?}"
     );
+    for name in status
+        .pipelines
+        .iter()
+        .map(|p| &p.name)
+        .chain(&status.projects)
+    {
+        assert!(created[0].contains(name.as_str()), "{name} in {created:?}");
+    }
     Ok(())
 }
 
