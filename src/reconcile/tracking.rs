@@ -87,9 +87,13 @@ pub fn decide(
         };
         for env in &reading.pipeline.environments {
             let before = previous.environments.iter().find(|e| &e.name == env);
-            status
-                .environments
-                .push(executions::environment(before, name, env, &read.views));
+            let entry = executions::environment(before, name, env, &read.views);
+            // An environment that never ran says nothing `status.pipelines` does not: leaving
+            // it out spares a new resource a status write (and the steady state one per object
+            // created since the last poll).
+            if entry.last_run.is_some() || entry.deployed.is_some() {
+                status.environments.push(entry);
+            }
         }
         push_cursor(
             &mut status,
@@ -373,9 +377,25 @@ mod tests {
             dev.last_run.as_ref().map(|r| r.result.as_str()),
             Some("InProgress")
         );
-        assert_eq!(d.status.environments[1].last_run, None, "qa was skipped");
+        assert_eq!(
+            d.status.environments.len(),
+            1,
+            "qa was skipped and has never run: no entry"
+        );
         let last = d.status.last_execution.expect("a last execution");
         assert_eq!(last.pipeline.as_deref(), Some("team-app"));
+    }
+
+    #[test]
+    fn a_pipeline_that_never_ran_leaves_the_status_as_it_was() {
+        let d = decide(
+            &BranchPipelineStatus::default(),
+            &[reading(&[])],
+            "eu-west-1",
+            &on(),
+        );
+        assert_eq!(d.status, BranchPipelineStatus::default());
+        assert!(d.post.is_empty() && !d.active);
     }
 
     #[test]
