@@ -126,6 +126,18 @@ impl FakeAws {
     }
 }
 
+/// A create of a name that exists: refused with the code AWS documents for it (CreatePipeline
+/// and CreateProject errors in the API references), which the client classes as retryable.
+fn name_taken(operation: &'static str, code: &str, name: &str) -> AwsError {
+    AwsError {
+        operation,
+        resource: Some(name.to_string()),
+        code: code.to_string(),
+        message: "already exists".into(),
+        retry: super::error::classify(code, Some(400)),
+    }
+}
+
 fn arn(name: &str) -> String {
     format!("arn:aws:codepipeline:us-east-1:123456789012:{name}")
 }
@@ -160,6 +172,13 @@ impl AwsApi for FakeAws {
         tags: &[Tag],
     ) -> Result<String, AwsError> {
         self.call("CreatePipeline", &pipeline.name).await?;
+        if self.lock().pipelines.contains_key(&pipeline.name) {
+            return Err(name_taken(
+                "CreatePipeline",
+                "PipelineNameInUseException",
+                &pipeline.name,
+            ));
+        }
         let mut declaration = pipeline.clone();
         declaration.version = Some(1);
         let mut tags = tags.to_vec();
@@ -255,6 +274,13 @@ impl AwsApi for FakeAws {
 
     async fn create_project(&self, project: &Project) -> Result<(), AwsError> {
         self.call("CreateProject", &project.name).await?;
+        if self.lock().projects.contains_key(&project.name) {
+            return Err(name_taken(
+                "CreateProject",
+                "ResourceAlreadyExistsException",
+                &project.name,
+            ));
+        }
         let mut project = project.clone();
         project.tags.sort();
         self.lock().projects.insert(

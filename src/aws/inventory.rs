@@ -7,6 +7,8 @@
 //! renamed pipeline group). The snapshot is refreshed at most once per `max_age`, by one
 //! caller at a time (single flight): the others wait for its result.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,21 +18,32 @@ use super::{AwsApi, AwsError};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub pipelines: Vec<String>,
-    pub projects: Vec<String>,
+    pub pipelines: BTreeSet<String>,
+    pub projects: BTreeSet<String>,
 }
 
 impl Snapshot {
-    /// Names starting with `prefix`, as `(pipelines, projects)`.
+    pub fn new(
+        pipelines: impl IntoIterator<Item = String>,
+        projects: impl IntoIterator<Item = String>,
+    ) -> Self {
+        Self {
+            pipelines: pipelines.into_iter().collect(),
+            projects: projects.into_iter().collect(),
+        }
+    }
+
+    /// Names starting with `prefix`, as `(pipelines, projects)`: a range of each sorted set,
+    /// so a thousand reconciles each looking up their prefix do not scan the account.
     pub fn with_prefix(
         &self,
         pipeline_prefix: &str,
         project_prefix: &str,
     ) -> (Vec<String>, Vec<String>) {
-        let pick = |names: &[String], prefix: &str| {
+        let pick = |names: &BTreeSet<String>, prefix: &str| {
             names
-                .iter()
-                .filter(|n| n.starts_with(prefix))
+                .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|n| n.starts_with(prefix))
                 .cloned()
                 .collect()
         };
@@ -60,17 +73,9 @@ impl Inventory {
         {
             return Ok(snapshot.clone());
         }
-        let pipelines = aws
-            .list_pipelines()
-            .await?
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let pipelines = aws.list_pipelines().await?.into_iter().map(|p| p.name);
         let projects = aws.list_projects().await?;
-        let snapshot = Arc::new(Snapshot {
-            pipelines,
-            projects,
-        });
+        let snapshot = Arc::new(Snapshot::new(pipelines, projects));
         *latest = Some((Instant::now(), snapshot.clone()));
         Ok(snapshot)
     }
@@ -123,12 +128,14 @@ mod tests {
 
     #[test]
     fn prefixes_pick_a_resources_names() {
-        let s = Snapshot {
-            pipelines: vec!["ns-a".into(), "ns-a-production".into(), "ns-b".into()],
-            projects: vec!["ns-a-lint".into(), "other".into()],
-        };
+        let s = Snapshot::new(
+            ["ns-b", "ns-a-production", "ns-a", "ns-", "ns-a0"].map(String::from),
+            ["other", "ns-a-lint", "a"].map(String::from),
+        );
         let (p, j) = s.with_prefix("ns-a", "ns-a");
-        assert_eq!(p, ["ns-a", "ns-a-production"]);
+        assert_eq!(p, ["ns-a", "ns-a-production", "ns-a0"]);
         assert_eq!(j, ["ns-a-lint"]);
+        assert_eq!(s.with_prefix("zz", "").1, ["a", "ns-a-lint", "other"]);
+        assert!(s.with_prefix("zz", "zz").0.is_empty());
     }
 }

@@ -64,6 +64,7 @@ async fn delete_owned(bp: &BranchPipeline, reads: &Reads<'_>, facts: &Facts<'_>)
         known: &known,
         snapshot: Some(&snapshot),
         pass: reads.pass,
+        first_sync: false,
     };
     let owned = match observe::discover_owned(aws, &scope).await {
         Ok(owned) => owned,

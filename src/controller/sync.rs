@@ -110,6 +110,7 @@ async fn observe_and_plan(
         known: &known,
         snapshot: snapshot.as_deref(),
         pass: reads.pass,
+        first_sync: never_synced(facts.previous),
     };
     let observed = observe::observe(aws, desired, &scope)
         .await
@@ -177,6 +178,11 @@ async fn apply_plan(
     out
 }
 
+/// Nothing in the status: no resource named, no condition from an attempt.
+fn never_synced(status: &BranchPipelineStatus) -> bool {
+    status.conditions.is_empty() && status.pipelines.is_empty() && status.projects.is_empty()
+}
+
 /// What the last status named as this resource's.
 pub(super) fn known(status: &BranchPipelineStatus) -> Owned {
     Owned {
@@ -221,6 +227,16 @@ mod tests {
         bp: &BranchPipeline,
         previous: &BranchPipelineStatus,
     ) -> Outcome {
+        sync_listed(aws, bp, previous, &Inventory::default()).await
+    }
+
+    /// The same with a shared listing, which may be older than what AWS now holds.
+    async fn sync_listed(
+        aws: &FakeAws,
+        bp: &BranchPipeline,
+        previous: &BranchPipelineStatus,
+        inventory: &Inventory,
+    ) -> Outcome {
         let s = settings_of(bp);
         let facts = Facts {
             generation: bp.metadata.generation,
@@ -230,8 +246,7 @@ mod tests {
             next_resync: Duration::from_secs(600),
         };
         let desired = render::compile(bp).expect("renders");
-        let inventory = Inventory::default();
-        let reads = Reads::for_tests(aws, &inventory);
+        let reads = Reads::for_tests(aws, inventory);
         sync_aws(bp, &reads, &facts, &desired).await
     }
 
@@ -285,7 +300,11 @@ mod tests {
             "the two projects created before the failure: {}",
             first.events[0].note
         );
-        assert!(matches!(&first.next, Next::Fail(e) if e.is_retryable()));
+        assert!(
+            matches!(&first.next, Next::Fail(e) if e.is_retryable()),
+            "{:?}",
+            first.next
+        );
         let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
         assert_eq!(synced.reason, "AWSError");
         assert!(
@@ -390,15 +409,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_never_synced_resource_reads_only_the_listing_before_creating() {
+        let aws = FakeAws::default();
+        let bp = example();
+        let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert!(matches!(out.next, Next::Requeue(_)));
+        assert_eq!(aws.count("GetPipeline"), 0);
+        assert_eq!(aws.count("BatchGetProjects"), 0);
+        assert_eq!(aws.count("ListPipelines") + aws.count("ListProjects"), 2);
+        assert_eq!(aws.count("CreatePipeline") + aws.count("CreateProject"), 6);
+        // Once synced, the next reconcile reads its own resources by name and lists nothing.
+        let again = sync_once(&aws, &bp, &out.status).await;
+        assert!(again.events.is_empty());
+        assert_eq!(aws.count("GetPipeline"), 2);
+        assert_eq!(aws.count("BatchGetProjects"), 1);
+        assert_eq!(aws.count("ListPipelines"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_listed_name_is_read_before_the_first_create() {
+        // Another tenant's project holds one of the rendered names: it is read, not created.
+        let aws = FakeAws::default();
+        let bp = example();
+        let mut foreign = render::compile(&bp).expect("renders").projects[0].clone();
+        foreign.tags.clear();
+        aws.create_project(&foreign).await.expect("create");
+        let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
+        assert_eq!(aws.count("BatchGetProjects"), 1);
+        assert_eq!(
+            aws.count("CreateProject"),
+            4,
+            "the foreign one is not created again"
+        );
+        assert!(reasons(&out).contains(&"NotOwned"), "{:?}", reasons(&out));
+    }
+
+    #[tokio::test]
+    async fn a_resource_created_since_the_listing_costs_one_retry() {
+        // A crash after a create, before the status write: the listing predates the create.
+        let aws = FakeAws::default();
+        let bp = example();
+        let inventory = Inventory::default();
+        inventory
+            .snapshot(&aws, Duration::from_secs(600))
+            .await
+            .expect("lists");
+        let ours = render::compile(&bp).expect("renders").projects[1].clone();
+        aws.create_project(&ours).await.expect("create");
+        let first = sync_listed(&aws, &bp, &BranchPipelineStatus::default(), &inventory).await;
+        assert!(
+            matches!(&first.next, Next::Fail(e) if e.is_retryable()),
+            "{:?}",
+            first.next
+        );
+        let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
+        assert_eq!(synced.status, "False");
+        // The failure is in the status, so the retry reads by name and converges.
+        let second = sync_listed(&aws, &bp, &first.status, &inventory).await;
+        assert!(matches!(second.next, Next::Requeue(_)), "{:?}", second.next);
+        assert_eq!(aws.project_names().len(), 4);
+        assert_eq!(aws.pipeline_names().len(), 2);
+    }
+
+    #[tokio::test]
     async fn a_slow_aws_delays_but_does_not_change_the_outcome() {
         let aws = FakeAws::default();
-        aws.delay("GetPipeline", Duration::from_millis(20));
+        aws.delay("CreatePipeline", Duration::from_millis(20));
         let bp = example();
         let started = std::time::Instant::now();
         let out = sync_once(&aws, &bp, &BranchPipelineStatus::default()).await;
         assert!(
             started.elapsed() >= Duration::from_millis(40),
-            "two GetPipeline calls"
+            "two CreatePipeline calls"
         );
         assert!(matches!(out.next, Next::Requeue(_)));
     }

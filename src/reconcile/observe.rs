@@ -6,7 +6,9 @@
 //! names as this resource's, in turn, so tag drift is still found within a few passes. A
 //! pipeline the status does not name has its tags read at once, since its owner is unknown.
 //! Resources the status does not name are looked for in the shared [`Snapshot`] only when the
-//! rendered names and the status disagree.
+//! rendered names and the status disagree. A resource never synced reads nothing else before
+//! its creates, unless the snapshot already holds one of its names: AWS refuses a create of a
+//! name in use, so the snapshot being older than a create costs one retry, never a duplicate.
 
 use std::collections::BTreeSet;
 
@@ -60,6 +62,11 @@ pub struct Scope<'a> {
     pub snapshot: Option<&'a Snapshot>,
     /// Counts this resource's reconciles: picks whose tags are read this time.
     pub pass: usize,
+    /// The status names nothing and records no attempt: the resource has never been synced.
+    /// Its rendered resources that the snapshot lacks are then taken as absent without a read.
+    /// If one exists after all (created since the listing), its create fails as retryable,
+    /// that failure is recorded in the status, and the next reconcile reads as usual.
+    pub first_sync: bool,
 }
 
 /// Whether the rendered names and the status disagree, so resources may exist that the status
@@ -85,8 +92,14 @@ pub async fn observe(
         0 => None,
         n => Some(&desired.pipelines[scope.pass % n].pipeline.name),
     };
+    let unlisted = |name: &String, listed: fn(&Snapshot) -> &BTreeSet<String>| {
+        scope.first_sync && scope.snapshot.is_some_and(|s| !listed(s).contains(name))
+    };
     for p in &desired.pipelines {
         let name = &p.pipeline.name;
+        if unlisted(name, |s| &s.pipelines) {
+            continue;
+        }
         let known = scope.known.pipelines.contains(name);
         let seen = if known && Some(name) != audited {
             aws.get_pipeline_declaration(name).await?
@@ -107,10 +120,16 @@ pub async fn observe(
     let names: Vec<String> = desired
         .projects
         .iter()
+        .filter(|p| !unlisted(&p.name, |s| &s.projects))
         .map(|p| p.name.clone())
         .chain(candidates.projects.iter().cloned())
         .collect();
-    for seen in aws.get_projects(&names).await? {
+    let seen = if names.is_empty() {
+        Vec::new()
+    } else {
+        aws.get_projects(&names).await?
+    };
+    for seen in seen {
         let name = seen.project.name.clone();
         if rendered.contains(&name) {
             observed.projects.insert(name, seen);
@@ -235,6 +254,7 @@ mod tests {
                 known: &known,
                 snapshot: None,
                 pass,
+                first_sync: false,
             };
             let observed = observe(&aws, &d, &scope).await.expect("observes");
             assert_eq!(observed.pipelines.len(), 2);
@@ -264,6 +284,7 @@ mod tests {
             known: &Owned::default(),
             snapshot: None,
             pass: 0,
+            first_sync: false,
         };
         observe(&aws, &d, &scope).await.expect("observes");
         assert_eq!(aws.count("ListTagsForResource"), 2);
@@ -284,6 +305,7 @@ mod tests {
             known: &known,
             snapshot: None,
             pass: 0,
+            first_sync: false,
         };
         let observed = observe(&aws, &d, &scope).await.expect("observes");
         assert_eq!(observed.stale_projects, [old.name]);
@@ -301,16 +323,14 @@ mod tests {
         let mut orphan = d.projects[0].clone();
         orphan.name = "team-orders-orders-api-old-lint".into();
         aws.create_project(&orphan).await.expect("create");
-        let snapshot = Snapshot {
-            pipelines: aws.pipeline_names(),
-            projects: aws.project_names(),
-        };
+        let snapshot = Snapshot::new(aws.pipeline_names(), aws.project_names());
         let scope = Scope {
             namespace: "team-orders",
             name: "orders-api",
             known: &known,
             snapshot: Some(&snapshot),
             pass: 0,
+            first_sync: false,
         };
         let observed = observe(&aws, &d, &scope).await.expect("observes");
         assert_eq!(observed.stale_projects, [orphan.name.clone()]);

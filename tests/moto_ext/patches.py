@@ -19,6 +19,7 @@ from moto.codebuild.exceptions import ResourceNotFoundException as CbResourceNot
 from moto.codebuild.models import CodeBuild, CodeBuildBackend
 from moto.codebuild.responses import CodeBuildResponse
 from moto.codepipeline.responses import CodePipelineResponse
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.utilities.utils import get_partition
@@ -322,6 +323,14 @@ def _patch_codepipeline() -> None:
     # every execution call in the shapes of the CodePipeline API Reference.
 
     def create_pipeline(self: CodePipelineResponse) -> str:
+        # CodePipeline API Reference, CreatePipeline errors: an existing name is
+        # PipelineNameInUseException ("The specified pipeline name is already in use");
+        # moto raises InvalidStructureException, a code that means a malformed declaration.
+        name = self._get_param("pipeline")["name"]
+        if name in self.codepipeline_backend.pipelines:
+            raise JsonRESTError(
+                "PipelineNameInUseException", f"The specified pipeline name {name} is already in use."
+            )
         body = original_create(self)
         ENGINE.pipeline_created(self.codepipeline_backend, self._get_param("pipeline")["name"])
         return body

@@ -743,6 +743,12 @@ class EngineTest(unittest.TestCase):
         self.assert_client_error("PipelineExecutionNotFoundException", lambda: self.cp.stop_pipeline_execution(
             pipelineName="stops", pipelineExecutionId="00000000-0000-0000-0000-000000000000"))
 
+    def test_create_of_an_existing_name_is_name_in_use(self) -> None:
+        declaration = self.small("taken", [{"name": "build", "actions": [codebuild_action("build")]}])
+        with self.assertRaises(ClientError) as caught:
+            self.create(declaration)
+        self.assertEqual(caught.exception.response["Error"]["Code"], "PipelineNameInUseException")
+
     def test_idempotency_token(self) -> None:
         self.small("tokens", [{"name": "build", "actions": [codebuild_action("build")]}])
         first = self.start("tokens", clientRequestToken="token-1")
