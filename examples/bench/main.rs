@@ -12,8 +12,10 @@
 //!    object's slot falls, and edits during it;
 //!
 //! and prints the figures, the controller's peak RSS and the targets, met or not.
+//! With `--shards M`, it runs M controllers splitting the fleet instead, from cold, and checks
+//! that each object was served by exactly one of them.
 //!
-//! `bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only]`
+//! `bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M]`
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -26,6 +28,7 @@ mod phases;
 mod plain;
 mod procfs;
 mod report;
+mod shards;
 
 use std::time::Duration;
 
@@ -45,6 +48,9 @@ pub struct Args {
     pub busy_interval: Option<Duration>,
     /// Only the plain loop and cold convergence.
     pub cold_only: bool,
+    /// Controller processes splitting the fleet with `--shard i/M`; more than 1 runs only
+    /// the sharded cold phase.
+    pub shards: usize,
 }
 
 /// The controller's default `--aws-max-tps`.
@@ -52,7 +58,7 @@ pub const DEFAULT_MAX_TPS: u32 = 10;
 
 impl Args {
     fn parse() -> Result<Self> {
-        const USAGE: &str = "usage: bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only]";
+        const USAGE: &str = "usage: bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M]";
         let mut args = std::env::args().skip(1);
         let n = args.next().context(USAGE)?.parse().context(USAGE)?;
         let mut parsed = Args {
@@ -62,6 +68,7 @@ impl Args {
             plain_concurrency: 1,
             busy_interval: None,
             cold_only: false,
+            shards: 1,
         };
         while let Some(flag) = args.next() {
             if flag == "--cold-only" {
@@ -73,6 +80,7 @@ impl Args {
                 "--aws-max-tps" => parsed.aws_max_tps = Some(value.parse().context(USAGE)?),
                 "--edits" => parsed.edits = value.parse().context(USAGE)?,
                 "--plain-concurrency" => parsed.plain_concurrency = value.parse().context(USAGE)?,
+                "--shards" => parsed.shards = value.parse().context(USAGE)?,
                 "--busy-interval" => {
                     let secs = value.parse().context(USAGE)?;
                     parsed.busy_interval = Some(Duration::from_secs(secs));
@@ -80,8 +88,8 @@ impl Args {
                 _ => bail!("unknown argument {flag}; {USAGE}"),
             }
         }
-        if parsed.n == 0 || parsed.edits == 0 || parsed.edits > parsed.n {
-            bail!("N must be at least 1 and --edits between 1 and N; {USAGE}");
+        if parsed.n == 0 || parsed.edits == 0 || parsed.edits > parsed.n || parsed.shards == 0 {
+            bail!("N must be at least 1, --edits between 1 and N, --shards at least 1; {USAGE}");
         }
         Ok(parsed)
     }
@@ -108,7 +116,9 @@ impl Args {
 async fn main() -> Result<()> {
     let args = Args::parse()?;
     let bench = phases::Bench::setup(args).await?;
-    let result = if bench.args.cold_only {
+    let result = if bench.args.shards > 1 {
+        bench.run_shards().await.map(|()| None)
+    } else if bench.args.cold_only {
         bench.run_cold_only().await.map(|()| None)
     } else {
         bench.run().await.map(Some)

@@ -17,7 +17,7 @@ use crate::fleet::{self, Object, ReadyWatch};
 use crate::metrics::Sample;
 use crate::plain::{self, PlainRun};
 use crate::support::{BedOptions, TestBed};
-use crate::{Args, procfs, report};
+use crate::{Args, procfs, report, shards};
 
 /// moto's page size in the bench: AWS's.
 const AWS_PAGE_SIZE: &str = "100";
@@ -99,6 +99,60 @@ impl Bench {
         Ok(())
     }
 
+    /// `--shards M`: M controllers, `--shard i/M` each, converge the fleet from cold.
+    pub async fn run_shards(&self) -> Result<()> {
+        let m = self.args.shards;
+        let mut controllers = Vec::with_capacity(m);
+        for i in 0..m {
+            let label = format!("shard-{i}-of-{m}");
+            let extra = ["--shard".to_owned(), format!("{i}/{m}")];
+            controllers.push(
+                self.start_controller_with(&label, DEFAULT_INTERVAL, &extra)
+                    .await?,
+            );
+        }
+        println!(
+            "Applying {} BranchPipelines over {} namespaces to {m} shards ...",
+            self.args.n,
+            fleet::NAMESPACES
+        );
+        self.bed.reset_aws_requests().await?;
+        let since = Instant::now();
+        let watch = ReadyWatch::start(&self.client, self.args.n, since).await?;
+        fleet::apply_all(&self.client, &self.objects, &self.role).await?;
+        let timeout = Duration::from_secs(300 + 3 * self.args.n as u64);
+        let ready = watch.all_ready(timeout).await?;
+        println!(
+            "All {} Ready {} after the first apply",
+            self.args.n,
+            report::secs(ready.last().copied().unwrap_or_default())
+        );
+        // The managed gauges are set when each reconcile's status is written: give the last
+        // ones a moment after Ready shows.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut reports = Vec::with_capacity(m);
+        for (i, c) in controllers.iter().enumerate() {
+            c.ensure_running()?;
+            let metrics = c.metrics().await?;
+            reports.push(shards::ShardReport {
+                label: format!("shard {i}/{m}"),
+                managed_pipelines: metrics.total("branchpipeline_managed_pipelines"),
+                managed_projects: metrics.total("branchpipeline_managed_projects"),
+                reconciles: metrics.total("branchpipeline_reconciles_total"),
+                peak_rss_kib: c.peak_rss_kib()?,
+            });
+        }
+        let (moto, _) = self.moto_log_summary().await?;
+        let split = shards::report(self.args.n, &reports, &moto);
+        for c in &controllers {
+            c.stop();
+        }
+        if !split {
+            anyhow::bail!("the shards did not split the fleet");
+        }
+        Ok(())
+    }
+
     pub async fn run(&self) -> Result<Results> {
         let (plain, cold, cold_controller) = self.plain_and_cold().await?;
         let mut rss = Vec::new();
@@ -147,6 +201,15 @@ impl Bench {
     }
 
     async fn start_controller(&self, label: &str, interval: Duration) -> Result<Controller> {
+        self.start_controller_with(label, interval, &[]).await
+    }
+
+    async fn start_controller_with(
+        &self,
+        label: &str,
+        interval: Duration,
+        extra: &[String],
+    ) -> Result<Controller> {
         let n = self.args.n;
         let mut args = vec![
             "--resync-interval".to_owned(),
@@ -161,6 +224,7 @@ impl Bench {
         if let Some(tps) = self.args.aws_max_tps {
             args.extend(["--aws-max-tps".to_owned(), tps.to_string()]);
         }
+        args.extend_from_slice(extra);
         println!("Starting the controller ({label}): {}", args.join(" "));
         Controller::start(&self.bed, &self.binary, &self.dir, label, &args).await
     }

@@ -10,7 +10,7 @@ use crate::metrics::{self, Sample, is_account_listing, is_mutating};
 use crate::phases::{Cold, Pass, Results};
 use crate::plain::PlainRun;
 
-fn secs(d: Duration) -> String {
+pub fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
