@@ -252,7 +252,9 @@ async fn a_develop_push_reports_build_and_dev_only() -> Result<()> {
     );
     assert_eq!(last.branch.as_deref(), Some("develop"));
     assert!(
-        environment(&bp, "qa").is_some_and(|e| e.last_run.is_none()),
+        environment(&bp, "qa")
+            .and_then(|e| e.last_run.as_ref())
+            .is_none(),
         "{:?}",
         bp.status
     );
@@ -381,7 +383,9 @@ async fn a_failing_test_stage_fails_the_build_status_only() -> Result<()> {
     );
     let bp = w.bp(NAME).await?;
     assert!(
-        environment(&bp, "dev").is_some_and(|e| e.deployed.is_none()),
+        environment(&bp, "dev")
+            .and_then(|e| e.deployed.as_ref())
+            .is_none(),
         "{:?}",
         bp.status
     );
