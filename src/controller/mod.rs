@@ -27,7 +27,7 @@ use crate::render::MANAGER;
 mod classes;
 mod cleanup;
 mod effects;
-mod recorder;
+pub mod recorder;
 mod runs;
 mod sync;
 mod tracker;
