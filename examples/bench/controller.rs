@@ -89,7 +89,10 @@ impl Controller {
     }
 
     pub async fn metrics(&self) -> Result<Sample> {
-        let response = http::request(&self.metrics_url, "GET", "/metrics", &[], b"").await?;
+        let response = crate::phases::retried("reading the controller's /metrics", || {
+            http::request(&self.metrics_url, "GET", "/metrics", &[], b"")
+        })
+        .await?;
         if response.status != 200 {
             bail!("/metrics: HTTP {}: {}", response.status, response.text());
         }

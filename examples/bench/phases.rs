@@ -116,7 +116,7 @@ impl Bench {
             self.args.n,
             fleet::NAMESPACES
         );
-        self.bed.reset_aws_requests().await?;
+        self.reset_moto_log().await?;
         let since = Instant::now();
         let watch = ReadyWatch::start(&self.client, self.args.n, since).await?;
         fleet::apply_all(&self.client, &self.objects, &self.role).await?;
@@ -193,7 +193,7 @@ impl Bench {
             self.args.n
         );
         let objects = fleet::generate(PLAIN_PREFIX, self.args.n);
-        self.bed.reset_aws_requests().await?;
+        self.reset_moto_log().await?;
         let run = plain::run(&self.aws, &objects, &self.role, self.args.plain_concurrency).await?;
         let (moto, failed) = self.moto_log_summary().await?;
         report::plain(&run, &moto, failed);
@@ -262,7 +262,7 @@ impl Bench {
             fleet::NAMESPACES
         );
         let before = controller.metrics().await?;
-        self.bed.reset_aws_requests().await?;
+        self.reset_moto_log().await?;
         let cpu_before = procfs::cpu_of(&self.processes(controller));
         let since = Instant::now();
         let watch = ReadyWatch::start(&self.client, self.args.n, since).await?;
@@ -289,9 +289,21 @@ impl Bench {
         })
     }
 
+    /// Clears moto's request log; a request that times out is sent again (it is idempotent).
+    async fn reset_moto_log(&self) -> Result<()> {
+        retried("resetting moto's request log", || {
+            self.bed.reset_aws_requests()
+        })
+        .await
+    }
+
+    async fn moto_log(&self) -> Result<Vec<crate::support::AwsRequest>> {
+        retried("reading moto's request log", || self.bed.aws_requests()).await
+    }
+
     /// moto's log since its last reset: requests by operation, and how many were not 2xx.
     async fn moto_log_summary(&self) -> Result<(BTreeMap<String, usize>, usize)> {
-        let log = self.bed.aws_requests().await?;
+        let log = self.moto_log().await?;
         let mut by_action = BTreeMap::new();
         for request in &log {
             *by_action
@@ -328,7 +340,7 @@ struct PassStart {
 
 impl Bench {
     async fn begin_pass(&self, controller: &Controller) -> Result<PassStart> {
-        self.bed.reset_aws_requests().await?;
+        self.reset_moto_log().await?;
         Ok(PassStart {
             at: Instant::now(),
             metrics: controller.metrics().await?,
@@ -349,7 +361,7 @@ impl Bench {
         let cpu = procfs::cpu_used(&start.cpu, &procfs::cpu_of(&self.processes(controller)));
         let versions = fleet::resource_versions(&self.client).await?;
         let moto_requests = if edited.is_empty() {
-            Some(self.bed.aws_requests().await?.len())
+            Some(self.moto_log().await?.len())
         } else {
             None
         };
@@ -390,7 +402,7 @@ impl Bench {
     async fn edit_report(&self, edits: &[Edit]) -> Result<EditReport> {
         // Any second UpdateProject an edit caused would come at its object's next reconcile.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let log = self.bed.aws_requests().await?;
+        let log = self.moto_log().await?;
         Ok(edits::analyse(edits, &log))
     }
 
@@ -400,7 +412,7 @@ impl Bench {
             "Edits while idle: {k}, {}s apart ...",
             IDLE_EDIT_GAP.as_secs()
         );
-        self.bed.reset_aws_requests().await?;
+        self.reset_moto_log().await?;
         let offsets: Vec<Duration> = (0..k).map(|i| IDLE_EDIT_GAP * i as u32).collect();
         let edits = edits::run(&self.editor(), &self.edit_targets(0), &offsets).await?;
         self.edit_report(&edits).await
@@ -458,4 +470,22 @@ fn logs_dir(binary: &std::path::Path, n: usize) -> Result<PathBuf> {
         .join(format!("n{n}-{}", edits::unix_now() as u64));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Up to three attempts of an idempotent request to the bed, so that one lost response (see
+/// `support::http::REQUEST_TIMEOUT`) does not end an hour-long run.
+pub async fn retried<T, F, Fut>(what: &str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tries < 3 => println!("  (retrying: {what} failed: {e:#})"),
+            Err(e) => return Err(e.context(format!("{what}, after {tries} attempts"))),
+        }
+    }
 }

@@ -25,6 +25,25 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response> {
+    // A server that never answers (seen once in several benchmark runs, from moto) must fail
+    // the caller with the request's name, not hang it.
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(base, method, path, headers, body))
+        .await
+        .with_context(|| {
+            format!("{method} {base}{path}: no complete response within {REQUEST_TIMEOUT:?}")
+        })?
+}
+
+/// Longer than any loopback request of the bed takes, moto's whole request log included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn exchange(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response> {
     let authority = base
         .strip_prefix("http://")
         .with_context(|| format!("{base}: only http:// URLs are supported"))?
