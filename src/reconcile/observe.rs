@@ -65,7 +65,10 @@ pub struct Scope<'a> {
     /// The status names nothing and records no attempt: the resource has never been synced.
     /// Its rendered resources that the snapshot lacks are then taken as absent without a read.
     /// If one exists after all (created since the listing), its create fails as retryable,
-    /// that failure is recorded in the status, and the next reconcile reads as usual.
+    /// that failure is recorded in the status, and the next reconcile reads as usual. AWS
+    /// documents the refusal: CodePipeline API Reference, CreatePipeline, Errors:
+    /// `PipelineNameInUseException` ("The specified pipeline name is already in use");
+    /// CodeBuild API Reference, CreateProject, Errors: `ResourceAlreadyExistsException`.
     pub first_sync: bool,
 }
 
