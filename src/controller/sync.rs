@@ -250,6 +250,14 @@ mod tests {
         sync_aws(bp, &reads, &facts, &desired).await
     }
 
+    fn assert_retryable(out: &Outcome) {
+        assert!(
+            matches!(&out.next, Next::Fail(e) if e.is_retryable()),
+            "{:?}",
+            out.next
+        );
+    }
+
     fn reasons(out: &Outcome) -> Vec<&str> {
         out.events.iter().map(|e| e.reason.as_str()).collect()
     }
@@ -300,11 +308,7 @@ mod tests {
             "the two projects created before the failure: {}",
             first.events[0].note
         );
-        assert!(
-            matches!(&first.next, Next::Fail(e) if e.is_retryable()),
-            "{:?}",
-            first.next
-        );
+        assert_retryable(&first);
         let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
         assert_eq!(synced.reason, "AWSError");
         assert!(
@@ -457,11 +461,7 @@ mod tests {
         let ours = render::compile(&bp).expect("renders").projects[1].clone();
         aws.create_project(&ours).await.expect("create");
         let first = sync_listed(&aws, &bp, &BranchPipelineStatus::default(), &inventory).await;
-        assert!(
-            matches!(&first.next, Next::Fail(e) if e.is_retryable()),
-            "{:?}",
-            first.next
-        );
+        assert_retryable(&first);
         let synced = first.status.condition(CONDITION_SYNCED).expect("Synced");
         assert_eq!(synced.status, "False");
         // The failure is in the status, so the retry reads by name and converges.
