@@ -1,7 +1,8 @@
 //! `scripts/bench.sh N`: what N BranchPipelines cost one controller process (docs/benchmarks.md).
 //!
 //! On a private bed whose moto pages like AWS (100 a page) it runs, in order:
-//! 1. a plain loop making only the Create calls N objects render to, on names of its own;
+//! 1. a plain loop making only the Create calls N objects render to, on names of its own, then
+//!    a plain boto3 loop sending the same requests under other names (the baseline);
 //! 2. the release controller binary (all namespaces, its metrics address, the default resync
 //!    interval), then N copies of the README's example over 10 namespaces: cold convergence,
 //!    and the AWS calls per object it took;
@@ -20,6 +21,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod capture;
 mod controller;
 mod edits;
 mod fleet;

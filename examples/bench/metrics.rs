@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 pub const AWS_REQUESTS: &str = "branchpipeline_aws_requests_total";
 pub const RECONCILE_SUM: &str = "branchpipeline_reconcile_duration_seconds_sum";
 pub const RECONCILE_COUNT: &str = "branchpipeline_reconcile_duration_seconds_count";
+/// The API server's requests, by verb, resource and subresource (kube-apiserver 1.20).
+pub const API_SERVER_REQUESTS: &str = "apiserver_request_total";
 pub const RATE_WAIT_SUM: &str = "branchpipeline_aws_rate_limit_wait_seconds_sum";
 
 type Labels = BTreeMap<String, String>;
@@ -69,6 +71,26 @@ impl Sample {
     /// AWS requests by operation, all outcomes.
     pub fn aws_by_operation(&self) -> BTreeMap<String, f64> {
         self.by_label(AWS_REQUESTS, "operation", |_| true)
+    }
+
+    /// API server requests by `VERB resource[/subresource]`, watches and the bench's reads of
+    /// `/metrics` left out.
+    pub fn api_server_by_request(&self) -> BTreeMap<String, f64> {
+        let mut sums = BTreeMap::new();
+        for (labels, value) in self.series(API_SERVER_REQUESTS) {
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let (verb, resource, sub) = (get("verb"), get("resource"), get("subresource"));
+            if value == 0.0 || verb == "WATCH" || resource.is_empty() {
+                continue;
+            }
+            let key = if sub.is_empty() {
+                format!("{verb} {resource}")
+            } else {
+                format!("{verb} {resource}/{sub}")
+            };
+            *sums.entry(key).or_insert(0.0) += value;
+        }
+        sums
     }
 
     /// AWS requests that did not succeed, by operation and outcome (`op/outcome`).

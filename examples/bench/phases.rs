@@ -11,18 +11,18 @@ use anyhow::{Context as _, Result};
 use branchpipeline::aws::sdk::SdkAws;
 use kube::Client;
 
+use crate::capture;
 use crate::controller::{self, Controller};
 use crate::edits::{self, Edit, EditReport, Editor};
 use crate::fleet::{self, Object, ReadyWatch};
 use crate::metrics::Sample;
-use crate::plain::{self, PlainRun};
+use crate::plain::{self, PLAIN_PREFIX, PlainRun};
 use crate::support::{BedOptions, TestBed};
 use crate::{Args, procfs, report, shards};
 
 /// moto's page size in the bench: AWS's.
 const AWS_PAGE_SIZE: &str = "100";
 const PREFIX: &str = "bench";
-const PLAIN_PREFIX: &str = "plain";
 /// The controller's default `--resync-interval`, for cold convergence.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
 /// The computeType the edits set on the `test` stage (the example has MEDIUM).
@@ -193,11 +193,40 @@ impl Bench {
             self.args.n
         );
         let objects = fleet::generate(PLAIN_PREFIX, self.args.n);
+        let log = capture::Log::default();
+        let aws = self.capturing_aws(log.clone()).await;
         self.reset_moto_log().await?;
-        let run = plain::run(&self.aws, &objects, &self.role, self.args.plain_concurrency).await?;
+        let mut run = plain::run(&aws, &objects, &self.role, self.args.plain_concurrency).await?;
         let (moto, failed) = self.moto_log_summary().await?;
         report::plain(&run, &moto, failed);
+        let requests = self.dir.join("plain-requests.jsonl");
+        plain::write_requests(&requests, &log)?;
+        println!("Plain boto3 loop: the same Create calls, one after the other ...");
+        let python = &crate::support::env::BedEnv::load()?.moto_python;
+        self.reset_moto_log().await?;
+        let boto3 = plain::boto3(python, self.bed.moto_url(), &requests).await?;
+        let (moto, failed) = self.moto_log_summary().await?;
+        report::boto3(&boto3, &moto, failed);
+        run.boto3 = Some(boto3);
         Ok(run)
+    }
+
+    /// An unlimited SDK client, like the bench's own, that also records every request body.
+    async fn capturing_aws(&self, log: capture::Log) -> SdkAws {
+        use aws_smithy_http_client::{Builder, tls};
+        let config = self.bed.aws_config().await;
+        let inner = config.http_client().unwrap_or_else(|| {
+            Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https()
+        });
+        let config = config
+            .to_builder()
+            .http_client(capture::Capture::new(inner, log))
+            .build();
+        SdkAws::new(&config)
     }
 
     async fn start_controller(&self, label: &str, interval: Duration) -> Result<Controller> {
@@ -247,6 +276,8 @@ pub struct Cold {
     pub ready: Vec<Duration>,
     /// The controller's metrics over the phase.
     pub metrics: Sample,
+    /// The API server's metrics over the phase (its requests, the bench's among them).
+    pub api_server: Sample,
     /// moto's log of the phase: requests by operation, and how many failed.
     pub moto: BTreeMap<String, usize>,
     pub moto_failed: usize,
@@ -262,6 +293,7 @@ impl Bench {
             fleet::NAMESPACES
         );
         let before = controller.metrics().await?;
+        let api_before = self.api_server_metrics().await?;
         self.reset_moto_log().await?;
         let cpu_before = procfs::cpu_of(&self.processes(controller));
         let since = Instant::now();
@@ -277,16 +309,31 @@ impl Bench {
         let elapsed = *ready.last().context("no object")?;
         let cpu = procfs::cpu_used(&cpu_before, &procfs::cpu_of(&self.processes(controller)));
         let metrics = controller.metrics().await?.minus(&before);
+        let api_server = self.api_server_metrics().await?.minus(&api_before);
         let (moto, moto_failed) = self.moto_log_summary().await?;
         Ok(Cold {
             elapsed,
             applied,
             ready,
             metrics,
+            api_server,
             moto,
             moto_failed,
             cpu,
         })
+    }
+
+    /// The API server's own `/metrics`.
+    async fn api_server_metrics(&self) -> Result<Sample> {
+        let request = http::Request::get("/metrics")
+            .body(Vec::new())
+            .context("building GET /metrics")?;
+        let text = self
+            .client
+            .request_text(request)
+            .await
+            .context("reading the API server's /metrics")?;
+        Ok(Sample::parse(&text))
     }
 
     /// Clears moto's request log; a request that times out is sent again (it is idempotent).
