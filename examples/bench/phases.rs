@@ -196,17 +196,23 @@ impl Bench {
         let log = capture::Log::default();
         let aws = self.capturing_aws(log.clone()).await;
         self.reset_moto_log().await?;
+        let cpu = procfs::cpu_of(&self.bed.pids());
         let mut run = plain::run(&aws, &objects, &self.role, self.args.plain_concurrency).await?;
+        let cpu = procfs::cpu_used(&cpu, &procfs::cpu_of(&self.bed.pids()));
         let (moto, failed) = self.moto_log_summary().await?;
         report::plain(&run, &moto, failed);
+        report::cpu(&cpu);
         let requests = self.dir.join("plain-requests.jsonl");
         plain::write_requests(&requests, &log)?;
         println!("Plain boto3 loop: the same Create calls, one after the other ...");
         let python = &crate::support::env::BedEnv::load()?.moto_python;
         self.reset_moto_log().await?;
+        let cpu = procfs::cpu_of(&self.bed.pids());
         let boto3 = plain::boto3(python, self.bed.moto_url(), &requests).await?;
+        let cpu = procfs::cpu_used(&cpu, &procfs::cpu_of(&self.bed.pids()));
         let (moto, failed) = self.moto_log_summary().await?;
         report::boto3(&boto3, &moto, failed);
+        report::cpu(&cpu);
         run.boto3 = Some(boto3);
         Ok(run)
     }

@@ -142,7 +142,7 @@ fn rate_limit(metrics: &Sample, calls: &BTreeMap<String, f64>, tps: u32) {
     );
 }
 
-fn cpu(used: &[(String, f64)]) {
+pub fn cpu(used: &[(String, f64)]) {
     let parts: Vec<String> = used.iter().map(|(p, s)| format!("{p} {s:.1}")).collect();
     println!("  CPU seconds: {}", parts.join(", "));
 }

@@ -6,6 +6,7 @@ Each patch names the AWS documentation it follows. They are applied by ``apply()
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import threading
@@ -63,9 +64,11 @@ def _page(
         end = start + size
         return items[start:end], (str(end) if end < len(items) else None)
     after = token[len("after:"):] if token and token.startswith("after:") else None
-    rest = [item for item in items if after is None or key(item) > after]
-    page = rest[:size]
-    return page, (f"after:{key(page[-1])}" if len(rest) > size else None)
+    # A page costs a search and the page itself, not the whole account, as a server-side
+    # pager's would: a listing of N items then costs O(N), not O(N^2 / page size).
+    start = 0 if after is None else bisect.bisect_right(items, after, key=key)
+    page = items[start:start + size]
+    return page, (f"after:{key(page[-1])}" if len(items) > start + size else None)
 
 # ----------------------------------------------------------------------------- CodeBuild
 
@@ -287,7 +290,6 @@ def _with_epochs(entry: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]
 
 def _patch_codepipeline() -> None:
     original_get = CodePipelineResponse.get_pipeline
-    original_list = CodePipelineResponse.list_pipelines
     original_create = CodePipelineResponse.create_pipeline
     original_update = CodePipelineResponse.update_pipeline
     original_delete = CodePipelineResponse.delete_pipeline
@@ -301,19 +303,25 @@ def _patch_codepipeline() -> None:
         # CodePipeline API Reference, PipelineSummary: also carries pipelineType and
         # executionMode (V1 / SUPERSEDED when the declaration leaves them out).
         # ListPipelines: maxResults (1-1000, default 100) per page, nextToken for the rest.
+        # Pages by name first and builds summaries for that page only, as moto's own
+        # list_pipelines would for every pipeline in the account on every page.
         backend = self.codepipeline_backend
-        body = json.loads(original_list(self))
-        summaries = []
-        for summary in sorted(body["pipelines"], key=lambda s: s["name"]):
-            declaration = backend.pipelines[summary["name"]].pipeline
-            summary = _with_epochs(summary, ("created", "updated"))
-            summary["pipelineType"] = declaration.get("pipelineType", "V1")
-            summary["executionMode"] = declaration.get("executionMode", "SUPERSEDED")
-            summaries.append(summary)
         size = min(int(self._get_param("maxResults") or _page_size(100)), 1000)
-        body["pipelines"], next_token = _page(
-            summaries, self._get_param("nextToken"), size, key=lambda s: s["name"]
-        )
+        names, next_token = _page(sorted(backend.pipelines), self._get_param("nextToken"), size)
+        summaries = []
+        for name in names:
+            pipeline = backend.pipelines[name]
+            declaration = pipeline.pipeline
+            summary = {
+                "name": name,
+                "version": declaration["version"],
+                "created": _epoch(pipeline.metadata["created"]),
+                "updated": _epoch(pipeline.metadata["updated"]),
+                "pipelineType": declaration.get("pipelineType", "V1"),
+                "executionMode": declaration.get("executionMode", "SUPERSEDED"),
+            }
+            summaries.append(summary)
+        body: dict[str, Any] = {"pipelines": summaries}
         if next_token:
             body["nextToken"] = next_token
         return json.dumps(body)
