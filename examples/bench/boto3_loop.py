@@ -1,5 +1,6 @@
 """The issue's baseline for cold convergence: a plain boto3 loop making only the Create calls,
-one after the other, with no reads and no rate limit.
+one after the other, with no reads and no rate limit. Afterwards (not timed) it deletes what it
+created.
 
 It sends the very requests the bench's Rust plain loop sent (JSON lines of {"target", "body"}:
 for AWS's JSON protocol the body is the operation's input as boto3 takes it), with FROM
@@ -42,7 +43,18 @@ def main() -> None:
         call(**params)
         counts[operation] = counts.get(operation, 0) + 1
     elapsed = time.monotonic() - started
+    delete_created(clients, calls)
     print(json.dumps({"elapsed": elapsed, "calls": counts}))
+
+
+def delete_created(clients: dict, calls: list) -> None:
+    """Deletes what the loop created (not timed), so the controller's cold phase that follows
+    meets the same account as without this loop: the Rust loop's resources, no more."""
+    for _, operation, params in calls:
+        if operation == "CreatePipeline":
+            clients["CodePipeline_20150709"].delete_pipeline(name=params["pipeline"]["name"])
+        elif operation == "CreateProject":
+            clients["CodeBuild_20161006"].delete_project(name=params["name"])
 
 
 if __name__ == "__main__":

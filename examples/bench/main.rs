@@ -16,7 +16,7 @@
 //! With `--shards M`, it runs M controllers splitting the fleet instead, from cold, and checks
 //! that each object was served by exactly one of them.
 //!
-//! `bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M]`
+//! `bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M] [--controller-arg ARG]...`
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -53,6 +53,8 @@ pub struct Args {
     /// Controller processes splitting the fleet with `--shard i/M`; more than 1 runs only
     /// the sharded cold phase.
     pub shards: usize,
+    /// More arguments for every controller process (`--controller-arg`, repeated).
+    pub controller_args: Vec<String>,
 }
 
 /// The controller's default `--aws-max-tps`.
@@ -60,7 +62,7 @@ pub const DEFAULT_MAX_TPS: u32 = 10;
 
 impl Args {
     fn parse() -> Result<Self> {
-        const USAGE: &str = "usage: bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M]";
+        const USAGE: &str = "usage: bench N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M] [--controller-arg ARG]...";
         let mut args = std::env::args().skip(1);
         let n = args.next().context(USAGE)?.parse().context(USAGE)?;
         let mut parsed = Args {
@@ -71,6 +73,7 @@ impl Args {
             busy_interval: None,
             cold_only: false,
             shards: 1,
+            controller_args: Vec::new(),
         };
         while let Some(flag) = args.next() {
             if flag == "--cold-only" {
@@ -83,6 +86,7 @@ impl Args {
                 "--edits" => parsed.edits = value.parse().context(USAGE)?,
                 "--plain-concurrency" => parsed.plain_concurrency = value.parse().context(USAGE)?,
                 "--shards" => parsed.shards = value.parse().context(USAGE)?,
+                "--controller-arg" => parsed.controller_args.push(value),
                 "--busy-interval" => {
                     let secs = value.parse().context(USAGE)?;
                     parsed.busy_interval = Some(Duration::from_secs(secs));

@@ -260,6 +260,7 @@ impl Bench {
             args.extend(["--aws-max-tps".to_owned(), tps.to_string()]);
         }
         args.extend_from_slice(extra);
+        args.extend_from_slice(&self.args.controller_args);
         println!("Starting the controller ({label}): {}", args.join(" "));
         Controller::start(&self.bed, &self.binary, &self.dir, label, &args).await
     }
@@ -438,7 +439,10 @@ impl Bench {
         );
         tokio::time::sleep(interval / 10).await;
         let start = self.begin_pass(controller).await?;
-        tokio::time::sleep(interval).await;
+        // Until one interval after the start, not one interval after the start's readings
+        // (0.4 s at N=1000): a window longer than the interval holds an object whose slot
+        // opened it a second time, at its next resync, where it closes.
+        tokio::time::sleep_until((start.at + interval).into()).await;
         self.end_pass(controller, start, &HashSet::new()).await
     }
 

@@ -354,18 +354,19 @@ impl AwsApi for SdkAws {
     async fn list_pipelines(&self) -> Result<Vec<PipelineSummary>, AwsError> {
         const OP: &str = "ListPipelines";
         debug!(operation = OP, "calling AWS");
-        let pipelines: Vec<PipelineSummary> = self
-            .codepipeline
-            .list_pipelines()
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| from_sdk_error(OP, e))?
-            .into_iter()
-            .filter_map(|p| p.name.map(|name| PipelineSummary { name }))
-            .collect();
+        // Names only, page by page: an account's summaries (timestamps, types, versions) are
+        // never held all at once.
+        let mut pipelines = Vec::new();
+        let mut pages = self.codepipeline.list_pipelines().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk_error(OP, e))?;
+            pipelines.extend(
+                page.pipelines
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| p.name.map(|name| PipelineSummary { name })),
+            );
+        }
         debug!(operation = OP, count = pipelines.len(), "listed pipelines");
         Ok(pipelines)
     }
