@@ -145,6 +145,10 @@ class ControlApp:
             self.log.add(entry)
 
     def _control(self, environ: Environ, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        # Every endpoint reads its whole body, used or not: werkzeug drains what a handler left
+        # unread with a read that only EOF ends, so a body arriving just after the answer held
+        # the connection, and a client waiting for the server to close, forever.
+        environ["wsgi.input"] = io.BytesIO(_read_body(environ))
         method = environ.get("REQUEST_METHOD")
         try:
             if method == "GET" and path == "/_bpl/requests":
