@@ -16,14 +16,14 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked --bin branchpipeline-controller \
+    && cargo build --profile dist --locked --bin branchpipeline-controller \
     && rm -rf src
 
 # The controller itself. touch: the stubs' build outputs must not look newer.
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin branchpipeline-controller \
-    && install -D -m 0755 target/release/branchpipeline-controller /out/branchpipeline-controller \
+    && cargo build --profile dist --locked --bin branchpipeline-controller \
+    && install -D -m 0755 target/dist/branchpipeline-controller /out/branchpipeline-controller \
     && /out/branchpipeline-controller --version
 
 # ---------------------------------------------------------------- runtime

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# -ge 1 && "$1" =~ ^[0-9]+$ ]] || { echo "usage: scripts/bench.sh N [--aws-max-tps T] [--edits K] [--plain-concurrency C] [--busy-interval SECS] [--cold-only] [--shards M] [--controller-arg ARG]..." >&2; exit 2; }
 bash scripts/testbed-install.sh
-# The bench runs the controller as a separate process, from the same release build.
-cargo build --release --locked --quiet --bin branchpipeline-controller
+# The bench runs the controller as a separate process: the binary the image ships (profile
+# `dist`, Cargo.toml).
+cargo build --profile dist --locked --quiet --bin branchpipeline-controller
 exec cargo run --release --locked --quiet --example bench -- "$@"

@@ -15,8 +15,9 @@ use crate::support::wait::{self, Check};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The controller next to this example: `<target>/release/branchpipeline-controller` for
-/// `<target>/release/examples/bench`, unless `BPL_BENCH_CONTROLLER` names another.
+/// The controller the image ships, built with profile `dist` into the same target directory:
+/// `<target>/dist/branchpipeline-controller` for `<target>/release/examples/bench`, unless
+/// `BPL_BENCH_CONTROLLER` names another.
 pub fn binary() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("BPL_BENCH_CONTROLLER") {
         return Ok(PathBuf::from(path));
@@ -25,11 +26,13 @@ pub fn binary() -> Result<PathBuf> {
     let path = exe
         .parent()
         .and_then(Path::parent)
-        .context("the bench's executable has no parent directory")?
+        .and_then(Path::parent)
+        .context("the bench's executable has no target directory")?
+        .join("dist")
         .join("branchpipeline-controller");
     if !path.exists() {
         bail!(
-            "{} is missing: build it first (cargo build --release --bin branchpipeline-controller)",
+            "{} is missing: build it first (cargo build --profile dist --bin branchpipeline-controller)",
             path.display()
         );
     }

@@ -516,7 +516,7 @@ fn stop(controller: &Controller, label: &str) -> Result<(String, u64)> {
     Ok((label.to_owned(), peak))
 }
 
-/// `<target>/bench-logs/n<N>-<unix time>`, next to the release directory.
+/// `<target>/bench-logs/n<N>-<unix time>`, in the controller binary's target directory.
 fn logs_dir(binary: &std::path::Path, n: usize) -> Result<PathBuf> {
     let target = binary
         .parent()
