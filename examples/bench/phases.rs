@@ -219,15 +219,10 @@ impl Bench {
 
     /// An unlimited SDK client, like the bench's own, that also records every request body.
     async fn capturing_aws(&self, log: capture::Log) -> SdkAws {
-        use aws_smithy_http_client::{Builder, tls};
         let config = self.bed.aws_config().await;
-        let inner = config.http_client().unwrap_or_else(|| {
-            Builder::new()
-                .tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::AwsLc,
-                ))
-                .build_https()
-        });
+        let inner = config
+            .http_client()
+            .unwrap_or_else(branchpipeline::aws::sdk::default_https_client);
         let config = config
             .to_builder()
             .http_client(capture::Capture::new(inner, log))

@@ -603,8 +603,9 @@ impl AwsApi for SdkAws {
 }
 
 /// The SDK's own default HTTPS client (hyper 1 with rustls and aws-lc, proxy settings from the
-/// environment), built here so the rate limiter can sit in front of it.
-fn default_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// environment), built here so the rate limiter (and the bench's request capture) can sit in
+/// front of it.
+pub fn default_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
     Builder::new().build_with_connector_fn(|settings, components| {
