@@ -195,26 +195,37 @@ impl Bench {
         let objects = fleet::generate(PLAIN_PREFIX, self.args.n);
         let log = capture::Log::default();
         let aws = self.capturing_aws(log.clone()).await;
-        self.reset_moto_log().await?;
-        let cpu = procfs::cpu_of(&self.bed.pids());
-        let mut run = plain::run(&aws, &objects, &self.role, self.args.plain_concurrency).await?;
-        let cpu = procfs::cpu_used(&cpu, &procfs::cpu_of(&self.bed.pids()));
-        let (moto, failed) = self.moto_log_summary().await?;
-        report::plain(&run, &moto, failed);
-        report::cpu(&cpu);
+        let mut run = self
+            .on_moto(plain::run(
+                &aws,
+                &objects,
+                &self.role,
+                self.args.plain_concurrency,
+            ))
+            .await?;
+        report::plain(&run);
         let requests = self.dir.join("plain-requests.jsonl");
         plain::write_requests(&requests, &log)?;
         println!("Plain boto3 loop: the same Create calls, one after the other ...");
         let python = &crate::support::env::BedEnv::load()?.moto_python;
-        self.reset_moto_log().await?;
-        let cpu = procfs::cpu_of(&self.bed.pids());
-        let boto3 = plain::boto3(python, self.bed.moto_url(), &requests).await?;
-        let cpu = procfs::cpu_used(&cpu, &procfs::cpu_of(&self.bed.pids()));
-        let (moto, failed) = self.moto_log_summary().await?;
-        report::boto3(&boto3, &moto, failed);
-        report::cpu(&cpu);
+        let boto3 = self
+            .on_moto(plain::boto3(python, self.bed.moto_url(), &requests))
+            .await?;
+        report::boto3(&boto3);
         run.boto3 = Some(boto3);
         Ok(run)
+    }
+
+    /// Runs `work` alone against moto and prints what moto saw of it and the bed's CPU time.
+    async fn on_moto<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.reset_moto_log().await?;
+        let before = procfs::cpu_of(&self.bed.pids());
+        let out = work.await?;
+        let cpu = procfs::cpu_used(&before, &procfs::cpu_of(&self.bed.pids()));
+        let (moto, failed) = self.moto_log_summary().await?;
+        println!("  moto saw: {moto:?} ({failed} not 2xx)");
+        report::cpu(&cpu);
+        Ok(out)
     }
 
     /// An unlimited SDK client, like the bench's own, that also records every request body.

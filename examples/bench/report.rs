@@ -35,7 +35,7 @@ fn sum<'a>(counts: impl Iterator<Item = &'a f64>) -> f64 {
     counts.fold(0.0, |a, b| a + b)
 }
 
-pub fn plain(run: &PlainRun, moto: &BTreeMap<String, usize>, moto_failed: usize) {
+pub fn plain(run: &PlainRun) {
     let calls: usize = run.calls.values().map(|(n, _)| n).sum();
     println!(
         "  {} Create calls in {} ({} object(s) at a time)",
@@ -49,13 +49,11 @@ pub fn plain(run: &PlainRun, moto: &BTreeMap<String, usize>, moto_failed: usize)
             took.as_secs_f64() * 1000.0 / *n as f64
         );
     }
-    println!("  moto saw: {moto:?} ({moto_failed} not 2xx)");
 }
 
-pub fn boto3(run: &Boto3Run, moto: &BTreeMap<String, usize>, moto_failed: usize) {
+pub fn boto3(run: &Boto3Run) {
     let calls: usize = run.calls.values().sum();
     println!("  {calls} Create calls in {}", secs(run.elapsed()));
-    println!("  moto saw: {moto:?} ({moto_failed} not 2xx)");
 }
 
 /// The least time the client-side rate limit allows for `calls`: per service, requests over
