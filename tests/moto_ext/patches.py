@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import moto
+import moto.backends
 import moto.codebuild.responses as cb_responses
 from moto.codebuild.exceptions import InvalidInputException
 from moto.codebuild.exceptions import ResourceNotFoundException as CbResourceNotFound
@@ -453,6 +454,21 @@ def set_execution_status(
     return ENGINE.set_status(pipeline_name, execution_id, status, summary)
 
 
+def _patch_dispatch() -> None:
+    """Performance only, no AWS behaviour: moto's server finds the backend of every request
+    by listing its own package directory (`list_of_moto_modules`: an os.listdir and an
+    isdir per entry, about 200 system calls) while it holds the dispatcher's global lock.
+    The package does not change while the server runs, so the list is computed once.
+
+    Sequential clients barely notice; concurrent ones queue on that lock, and each system
+    call hands Python's GIL to another thread, so moto spent up to 45 % more CPU a call
+    serving the controller's concurrent requests than a one-at-a-time loop's
+    (docs/benchmarks.md). A real endpoint has no such cost that grows with concurrency.
+    """
+    modules = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: modules
+
+
 def apply() -> None:
     global _applied
     with _lock:
@@ -463,6 +479,7 @@ def apply() -> None:
                 f"moto_ext patches target moto {sorted(TESTED_MOTO_VERSIONS)}, found "
                 f"{moto.__version__}: re-run scripts/testbed-install.sh"
             )
+        _patch_dispatch()
         _patch_codebuild()
         _patch_codepipeline()
         _applied = True
