@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use octocrab::Octocrab;
-use octocrab::models::{AppId, StatusState};
+use octocrab::models::{AppId, CombinedStatus, StatusState};
 use tokio::sync::Mutex;
 use tracing::debug;
 
@@ -29,6 +29,12 @@ impl std::fmt::Debug for Credentials {
         }
     }
 }
+
+/// GitHub's largest page.
+const PER_PAGE: usize = 100;
+/// Pages of contexts read per commit: 1,000 contexts, far more than a commit carries, with a
+/// bound on what one read can cost.
+const COMBINED_STATUS_PAGES: usize = 10;
 
 pub struct OctocrabGithub {
     base: Octocrab,
@@ -110,6 +116,11 @@ fn split(repo: &Repo) -> Result<(&str, &str), GithubError> {
 
 #[async_trait]
 impl GithubApi for OctocrabGithub {
+    /// Reads GitHub's combined status, which holds exactly the latest status of each context
+    /// (<https://docs.github.com/rest/commits/statuses#get-the-combined-status-for-a-specific-reference>:
+    /// "the most recent status for each context", paginated, at most 100 a page). The list of
+    /// all statuses, newest first, would need every page to be sure of a context: a commit that
+    /// other systems posted 100 statuses to after ours hides ours beyond the first page.
     async fn statuses(
         &self,
         repo: &Repo,
@@ -117,23 +128,28 @@ impl GithubApi for OctocrabGithub {
     ) -> Result<BTreeMap<String, Posted>, GithubError> {
         let client = self.client_for(repo).await?;
         let (owner, name) = split(repo)?;
-        let page = client
-            .repos(owner, name)
-            .list_statuses(sha.to_string())
-            .per_page(100)
-            .send()
-            .await
-            .map_err(|e| from_octocrab("ListCommitStatuses", e))?;
-        // Newest first: the first of each context is its latest.
+        let route = format!("/repos/{owner}/{name}/commits/{sha}/status");
         let mut latest = BTreeMap::new();
-        for status in page.items {
-            let Some(context) = status.context.clone() else {
-                continue;
-            };
-            latest.entry(context).or_insert_with(|| Posted {
-                state: from_state(&status.state),
-                description: status.description.clone().unwrap_or_default(),
-            });
+        for page in 1..=COMBINED_STATUS_PAGES {
+            let query = [("per_page", PER_PAGE), ("page", page)];
+            let combined: CombinedStatus = client
+                .get(&route, Some(&query))
+                .await
+                .map_err(|e| from_octocrab("GetCombinedStatus", e))?;
+            let count = combined.statuses.len();
+            for status in combined.statuses {
+                let Some(context) = status.context else {
+                    continue;
+                };
+                latest.entry(context).or_insert_with(|| Posted {
+                    state: from_state(&status.state),
+                    description: status.description.unwrap_or_default(),
+                });
+            }
+            let total = usize::try_from(combined.total_count).unwrap_or(0);
+            if count < PER_PAGE || latest.len() >= total {
+                break;
+            }
         }
         Ok(latest)
     }

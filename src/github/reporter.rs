@@ -95,7 +95,7 @@ impl Reporter {
             Some(known) => known,
             None => {
                 let read = self.api.statuses(repo, &status.sha).await;
-                self.count("ListCommitStatuses", &read);
+                self.count("GetCombinedStatus", &read);
                 let read = read?;
                 let mut all = self.known.lock().await;
                 if all.len() >= REMEMBERED {

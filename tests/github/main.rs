@@ -43,24 +43,19 @@ impl World {
         let repo = format!("{}/{NAME}", h.ns);
         let installation = installation_id(&h.ns);
         github.install(installation, &repo).await?;
-        let mut args = github.controller_args();
-        args.extend(
-            [
-                "--execution-poll-interval",
-                POLL,
-                "--execution-active-poll-interval",
-                ACTIVE_POLL,
-            ]
-            .map(String::from),
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        h.start_controller(&args)?;
+        start_controller(&mut h, github)?;
         Ok(Self {
             h,
             github,
             repo,
             installation,
         })
+    }
+
+    /// Stops this world's controller and starts a new one: what it knew is gone.
+    fn restart_controller(&mut self) -> Result<()> {
+        self.h.stop_controller(0);
+        start_controller(&mut self.h, self.github)
     }
 
     /// The example aimed at this world's repository, with commit statuses on.
@@ -135,6 +130,23 @@ impl World {
 }
 
 /// A stable installation id per namespace, unique enough across one test binary.
+/// A controller that posts as the App and polls fast.
+fn start_controller(h: &mut Harness, github: &GithubFake) -> Result<()> {
+    let mut args = github.controller_args();
+    args.extend(
+        [
+            "--execution-poll-interval",
+            POLL,
+            "--execution-active-poll-interval",
+            ACTIVE_POLL,
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    h.start_controller(&args)?;
+    Ok(())
+}
+
 fn installation_id(ns: &str) -> u64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(ns.as_bytes());
@@ -274,18 +286,20 @@ async fn a_develop_push_reports_build_and_dev_only() -> Result<()> {
 }
 
 /// Every request the fake saw for this world carried an App JWT (installation lookup and
-/// token) or a valid installation token (statuses); no token or key is in the controller's log.
+/// token) or a valid installation token (statuses, posted and read); no token or key is in the controller's log.
 async fn assert_authenticated_and_unlogged(w: &World) -> Result<()> {
     let requests = w.github.requests(&w.repo, w.installation).await?;
     assert!(!requests.is_empty());
     for r in &requests {
-        let expected = if r.path.contains("/statuses") {
+        // `/statuses/{sha}` (post) and `/commits/{sha}/status` (read).
+        let status_call = r.path.contains("/status");
+        let expected = if status_call {
             "installation-token"
         } else {
             "app-jwt"
         };
         assert_eq!(r.auth, expected, "{r:?}");
-        if r.path.contains("/statuses") {
+        if status_call {
             assert_eq!(r.installation_id, Some(w.installation), "{r:?}");
         }
     }
@@ -478,19 +492,7 @@ async fn a_restart_mid_run_duplicates_no_status() -> Result<()> {
         ],
     )
     .await?;
-    w.h.stop_controller(0);
-    let mut args = w.github.controller_args();
-    args.extend(
-        [
-            "--execution-poll-interval",
-            POLL,
-            "--execution-active-poll-interval",
-            ACTIVE_POLL,
-        ]
-        .map(String::from),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    w.h.start_controller(&args)?;
+    w.restart_controller()?;
     let all = w
         .wait_statuses(&sha, &[("branchpipeline/dev", "success")])
         .await?;
@@ -499,6 +501,51 @@ async fn a_restart_mid_run_duplicates_no_status() -> Result<()> {
     let all_after = w.statuses(&sha).await?;
     assert_eq!(all_after.len(), all.len(), "{}", summary(&all_after));
     // Only deploy-dev is slow: the build was already green when first seen.
+    assert_eq!(
+        history(&all_after, "branchpipeline/build"),
+        ["success"],
+        "{}",
+        summary(&all_after)
+    );
+    assert_eq!(
+        history(&all_after, "branchpipeline/dev"),
+        ["pending", "success"],
+        "{}",
+        summary(&all_after)
+    );
+    Ok(())
+}
+
+/// After a restart the controller must find its own statuses even when other systems posted
+/// more than a page of them since: GitHub lists a commit's statuses newest first, 100 a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_finds_its_statuses_behind_a_page_of_others() -> Result<()> {
+    let mut w = World::new("gh-others").await?;
+    w.apply_ready(&w.example()).await?;
+    w.slow(&w.pipeline(), Some("deploy-dev"), 8.0).await?;
+    let sha = sha(&format!("{}-others", w.h.ns));
+    w.push("develop", &sha).await?;
+    w.wait_statuses(
+        &sha,
+        &[
+            ("branchpipeline/build", "success"),
+            ("branchpipeline/dev", "pending"),
+        ],
+    )
+    .await?;
+    w.h.stop_controller(0);
+    for n in 0..120 {
+        w.github
+            .post_as_other_ci(&w.repo, &sha, &format!("other-ci/check-{n}"))
+            .await?;
+    }
+    w.restart_controller()?;
+    let all = w
+        .wait_statuses(&sha, &[("branchpipeline/dev", "success")])
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let all_after = w.statuses(&sha).await?;
+    assert_eq!(all_after.len(), all.len(), "{}", summary(&all_after));
     assert_eq!(
         history(&all_after, "branchpipeline/build"),
         ["success"],

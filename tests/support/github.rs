@@ -14,6 +14,8 @@ use super::process::{Processes, log_tail};
 
 /// The App id the fake and the controllers agree on.
 pub const APP_ID: u64 = 424_242;
+/// The token of "another CI system" (`post_as_other_ci`): a static token for every repository.
+const OTHER_CI_TOKEN: &str = "other-ci-token";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct GithubFake {
@@ -83,6 +85,9 @@ impl GithubFake {
             "--app-public-key".into(),
             key_file.display().to_string(),
             "--verbose".into(),
+            // Another CI system posting to the same repositories with a token of its own.
+            "--static-token".into(),
+            OTHER_CI_TOKEN.into(),
         ];
         processes.spawn(
             "github",
@@ -136,6 +141,31 @@ impl GithubFake {
         if response.status != 201 {
             bail!(
                 "installing the App on {repo}: HTTP {}: {}",
+                response.status,
+                response.text()
+            );
+        }
+        Ok(())
+    }
+
+    /// Posts a status as another CI system would, through the API (not a control endpoint).
+    pub async fn post_as_other_ci(&self, repo: &str, sha: &str, context: &str) -> Result<()> {
+        let body = json!({"state": "success", "context": context}).to_string();
+        let auth = format!("token {OTHER_CI_TOKEN}");
+        let response = http::request(
+            &self.url,
+            "POST",
+            &format!("/repos/{repo}/statuses/{sha}"),
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+            ],
+            body.as_bytes(),
+        )
+        .await?;
+        if response.status != 201 {
+            bail!(
+                "posting {context} to {repo}@{sha}: HTTP {}: {}",
                 response.status,
                 response.text()
             );
