@@ -25,6 +25,10 @@ pub struct BranchPipelineStatus {
     /// still at this generation is drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_generation: Option<i64>,
+    /// The BranchPipelineClass (name and generation) AWS was last brought in line with, when one
+    /// applies: a class edited while the controller was not running is seen when it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_class: Option<ClassRef>,
     /// `Ready` and `Synced`, `AnnotationsValid` while an annotation is invalid, and
     /// `CommitStatuses` while commit statuses are on. Keyed by type, so the two writers of this
     /// status (reconcile and execution tracker) each own their own conditions.
@@ -59,6 +63,25 @@ pub struct BranchPipelineStatus {
     /// tracker's next ListPipelineExecutions stops there, after a restart too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub execution_cursors: Vec<ExecutionCursor>,
+}
+
+/// A BranchPipelineClass as a resource was compiled with it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassRef {
+    /// The class's name.
+    pub name: String,
+    /// Its `metadata.generation`, which each change to its spec raises.
+    pub generation: i64,
+}
+
+impl ClassRef {
+    pub fn of(class: &crate::api::BranchPipelineClass) -> Self {
+        Self {
+            name: class.metadata.name.clone().unwrap_or_default(),
+            generation: class.metadata.generation.unwrap_or_default(),
+        }
+    }
 }
 
 /// An UpdatePipeline held back because executions would be cancelled.

@@ -14,7 +14,7 @@ pub use changes::Seen;
 pub use guardrails::{guardrails, namespace_allowed};
 pub use merge::{Effective, Inline, merge};
 
-use crate::api::{BranchPipeline, BranchPipelineClass};
+use crate::api::{BranchPipeline, BranchPipelineClass, ClassRef};
 use crate::render::DesiredState;
 use crate::resolved::ValidatedSpec;
 use crate::validate::{self, FieldError};
@@ -118,6 +118,8 @@ impl Refusal {
 pub struct Compiled {
     pub spec: ValidatedSpec,
     pub desired: DesiredState,
+    /// The class compiled in, if any.
+    pub class: Option<ClassRef>,
 }
 
 /// The whole pure pipeline: the class is checked, the namespace's right to use it, the merge,
@@ -149,7 +151,11 @@ pub fn compile(
         }
     }
     let desired = crate::render::render(&spec).map_err(Refusal::Invalid)?;
-    Ok(Compiled { spec, desired })
+    Ok(Compiled {
+        spec,
+        desired,
+        class: class.map(ClassRef::of),
+    })
 }
 
 /// A class that was added, changed or deleted, as the class watch reports it.

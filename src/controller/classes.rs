@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::Context;
-use crate::api::{BranchPipeline, BranchPipelineClass};
+use crate::api::{BranchPipeline, BranchPipelineClass, ClassRef};
 use crate::class::{self, ClassChange, Compiled, Seen};
 use crate::reconcile::error::{Error, Step};
 use crate::reconcile::refusal::Blocked;
@@ -95,6 +95,16 @@ pub(super) fn compile_cached(ctx: &Context, bp: &BranchPipeline) -> Option<Compi
         .labels(&bp.namespace().unwrap_or_default())
         .unwrap_or_default();
     class::compile(bp, class.map(AsRef::as_ref), &labels).ok()
+}
+
+/// The class `bp` uses now, as the cache holds it (waiting for its first listing), for the
+/// first reconcile's "settled?" check. `None` when that cannot be told (no listing in time, or
+/// no class can be chosen): the reconcile then runs at once and reports why.
+pub(super) async fn current(ctx: &Context, bp: &BranchPipeline) -> Option<Option<ClassRef>> {
+    let store = ready_store(ctx).await.ok()?;
+    let classes = store.state();
+    let class = class::select(bp.spec.class_name.as_deref(), &classes).ok()?;
+    Some(class.map(|c| ClassRef::of(c)))
 }
 
 async fn ready_store(ctx: &Context) -> Result<Store<BranchPipelineClass>, Error> {

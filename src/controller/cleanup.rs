@@ -29,6 +29,7 @@ pub(super) async fn cleanup(
         settings: &settings,
         now: &now,
         next_resync: ctx.next_resync(bp, settings.resync_interval),
+        class: None,
     };
     let outcome = match outcome::cleanup_plan(&settings) {
         CleanupPlan::Retain => {
@@ -152,6 +153,7 @@ mod tests {
             settings: &s,
             now: "t",
             next_resync: Duration::from_secs(600),
+            class: None,
         };
         let inventory = crate::aws::inventory::Inventory::default();
         let reads = Reads::for_tests(aws, &inventory);

@@ -140,17 +140,21 @@ impl Context {
     }
 
     /// On an object's first reconcile in this process, if it is settled (see
-    /// [`outcome::is_settled`]), how long until its resync slot; it is counted as managed from
-    /// its status meanwhile.
-    fn defer_first(&self, bp: &BranchPipeline) -> Option<Duration> {
+    /// [`outcome::is_settled`]) with the class it uses now, how long until its resync slot; it
+    /// is counted as managed from its status meanwhile.
+    async fn defer_first(&self, bp: &BranchPipeline) -> Option<Duration> {
         let key = key(bp);
         let first = self
             .seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.clone());
+        if !first {
+            return None;
+        }
         let settings = self.settings(bp);
-        if !first || !outcome::is_settled(bp, &settings) {
+        let class = classes::current(self, bp).await?;
+        if !outcome::is_settled(bp, &settings, class.as_ref()) {
             return None;
         }
         let status = bp.status.as_ref()?;
@@ -229,7 +233,7 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
     let namespace = bp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let span = info_span!("reconcile", namespace = %namespace, name = %bp.name_any(), generation = bp.metadata.generation);
     async move {
-        if let Some(slot) = ctx.defer_first(&bp) {
+        if let Some(slot) = ctx.defer_first(&bp).await {
             debug!(
                 in_s = slot.as_secs(),
                 "settled at start; resyncing at its slot"

@@ -27,14 +27,17 @@ pub(super) async fn sync(
     let settings = ctx.settings(bp);
     let previous = bp.status.clone().unwrap_or_default();
     let now = now();
+    let compiled = classes::compile(ctx, bp).await?;
+    let class = compiled.as_ref().ok().and_then(|c| c.class.clone());
     let facts = Facts {
         generation: bp.metadata.generation,
         previous: &previous,
         settings: &settings,
         now: &now,
         next_resync: ctx.next_resync(bp, settings.resync_interval),
+        class: class.as_ref(),
     };
-    let outcome = match classes::compile(ctx, bp).await? {
+    let outcome = match compiled {
         Err(blocked) => refusal::blocked(&facts, blocked),
         Ok(compiled) => sync_aws(bp, &ctx.reads(bp), &facts, &compiled.desired).await,
     };
@@ -244,6 +247,7 @@ mod tests {
             settings: &s,
             now: "t",
             next_resync: Duration::from_secs(600),
+            class: None,
         };
         let desired = render::compile(bp).expect("renders");
         let reads = Reads::for_tests(aws, inventory);

@@ -270,6 +270,7 @@ fn hold(out: &mut Outcome, f: &Facts<'_>, deferral: &Deferral, poll: Duration) {
     }
     // AWS is not yet at this generation: repairing it later is the held update, not drift.
     out.status.synced_generation = f.previous.synced_generation;
+    out.status.synced_class = f.previous.synced_class.clone();
     let until_expiry = deferral
         .deferred
         .iter()
@@ -352,7 +353,7 @@ pub fn report_cancelled(out: &mut Outcome, deferral: &Deferral, done: &[Change])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::UpdatePolicy;
+    use crate::api::{ClassRef, UpdatePolicy};
     use crate::render::PipelineDeclaration;
 
     const NOW: &str = "2026-11-27T10:00:00Z";
@@ -578,6 +579,7 @@ mod tests {
             settings,
             now,
             next_resync: Duration::from_secs(600),
+            class: None,
         }
     }
 
@@ -606,7 +608,15 @@ mod tests {
             NOW,
         );
         out.status.synced_generation = Some(4);
+        out.status.synced_class = Some(class(9));
         out
+    }
+
+    fn class(generation: i64) -> ClassRef {
+        ClassRef {
+            name: "platform".into(),
+            generation,
+        }
     }
 
     /// One pass with `p`'s update planned and execution e1 running, at `now`.
@@ -635,6 +645,7 @@ mod tests {
     fn a_held_update_says_what_holds_it() {
         let previous = BranchPipelineStatus {
             synced_generation: Some(3),
+            synced_class: Some(class(8)),
             ..Default::default()
         };
         let out = held_pass(&previous, NOW);
@@ -654,6 +665,11 @@ mod tests {
             out.status.synced_generation,
             Some(3),
             "not synced to this generation"
+        );
+        assert_eq!(
+            out.status.synced_class,
+            Some(class(8)),
+            "nor to this class generation"
         );
         assert!(matches!(out.next, Next::Requeue(d) if d == Duration::from_secs(60)));
         assert_eq!((out.events.len(), out.updates.newly_deferred), (1, 1));

@@ -74,6 +74,8 @@ pub struct Facts<'a> {
     pub now: &'a str,
     /// Until this object's next resync slot (see [`duration::slot_delay`]).
     pub next_resync: Duration,
+    /// The class the desired state was compiled with, recorded once AWS matches it.
+    pub class: Option<&'a ClassRef>,
 }
 
 impl Facts<'_> {
@@ -172,6 +174,7 @@ pub fn synced(
             f.now,
         );
         out.status.synced_generation = f.generation;
+        out.status.synced_class = f.class.cloned();
     } else {
         let items: Vec<String> = plan.foreign.iter().map(Foreign::to_string).collect();
         let message = fit_list(&items, CONDITION_MESSAGE_MAX, false);
@@ -248,10 +251,11 @@ pub fn quota_exceeded(f: &Facts<'_>, message: &str) -> Outcome {
     with_annotations(f, out)
 }
 
-/// Whether `bp` looked in line with AWS when last reconciled and has not changed since: its
-/// first reconcile after a controller start can wait for its resync slot, so a restart does
-/// not read the whole account at once and edits are not queued behind that pass.
-pub fn is_settled(bp: &BranchPipeline, settings: &Settings) -> bool {
+/// Whether `bp` looked in line with AWS when last reconciled and has not changed since, nor has
+/// its class (`class`: the one it uses now): its first reconcile after a controller start can
+/// wait for its resync slot, so a restart does not read the whole account at once and edits are
+/// not queued behind that pass.
+pub fn is_settled(bp: &BranchPipeline, settings: &Settings, class: Option<&ClassRef>) -> bool {
     let generation = bp.metadata.generation;
     let finalized = bp
         .metadata
@@ -270,6 +274,7 @@ pub fn is_settled(bp: &BranchPipeline, settings: &Settings) -> bool {
         && status.synced_generation == generation
         && is_true(CONDITION_READY)
         && is_true(CONDITION_SYNCED)
+        && status.synced_class.as_ref() == class
 }
 
 /// Drift is a change to something that existed while the spec stayed as it was last synced.
@@ -508,6 +513,7 @@ mod tests {
             settings,
             now: NOW,
             next_resync: RESYNC,
+            class: None,
         }
     }
 
@@ -910,7 +916,7 @@ mod tests {
         let mut bp = example(&[]);
         bp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
         let s = settings_of(&bp);
-        assert!(!is_settled(&bp, &s), "no status yet");
+        assert!(!is_settled(&bp, &s, None), "no status yet");
         let out = synced(
             &facts(3, &BranchPipelineStatus::default(), &s),
             &desired,
@@ -919,20 +925,20 @@ mod tests {
             &[],
         );
         bp.status = Some(out.status.clone());
-        assert!(is_settled(&bp, &s));
+        assert!(is_settled(&bp, &s, None));
         let mut edited = bp.clone();
         edited.metadata.generation = Some(4);
         assert!(
-            !is_settled(&edited, &s),
+            !is_settled(&edited, &s, None),
             "edited while the controller was away"
         );
         let mut deleting = bp.clone();
         deleting.metadata.deletion_timestamp = Some(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
         );
-        assert!(!is_settled(&deleting, &s));
+        assert!(!is_settled(&deleting, &s, None));
         let annotated = example(&[(annotations::ADOPT, "maybe")]);
-        assert!(!is_settled(&bp, &settings_of(&annotated)));
+        assert!(!is_settled(&bp, &settings_of(&annotated), None));
         let failed = aws_failed(
             &facts(3, &out.status, &s),
             Step::Apply,
@@ -940,7 +946,40 @@ mod tests {
             &[],
         );
         bp.status = Some(failed.status);
-        assert!(!is_settled(&bp, &s), "a failed sync is retried at once");
+        assert!(
+            !is_settled(&bp, &s, None),
+            "a failed sync is retried at once"
+        );
+    }
+
+    #[test]
+    fn a_class_changed_since_the_last_sync_unsettles_its_users() {
+        let desired = desired();
+        let mut bp = example(&[]);
+        bp.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        let s = settings_of(&bp);
+        let platform = |generation| ClassRef {
+            name: "platform".into(),
+            generation,
+        };
+        let compiled_with = platform(7);
+        let empty = BranchPipelineStatus::default();
+        let mut f = facts(3, &empty, &s);
+        f.class = Some(&compiled_with);
+        let out = synced(&f, &desired, &in_sync(&desired), &Plan::default(), &[]);
+        assert_eq!(out.status.synced_class, Some(platform(7)));
+        bp.status = Some(out.status);
+        assert!(is_settled(&bp, &s, Some(&platform(7))));
+        assert!(
+            !is_settled(&bp, &s, Some(&platform(8))),
+            "the class was edited while the controller was away"
+        );
+        let other = ClassRef {
+            name: "other".into(),
+            generation: 7,
+        };
+        assert!(!is_settled(&bp, &s, Some(&other)), "another default class");
+        assert!(!is_settled(&bp, &s, None), "the class is gone");
     }
 
     #[test]

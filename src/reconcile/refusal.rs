@@ -88,6 +88,7 @@ mod tests {
             settings: &s,
             now: "t",
             next_resync: Duration::from_secs(321),
+            class: None,
         };
         blocked(&f, why)
     }

@@ -1,6 +1,7 @@
 //! BranchPipelineClasses end to end: the real controller binary against the bed's
-//! kube-apiserver and moto. A class's template edit rolls out to exactly its users, guardrails
-//! and namespace restrictions refuse before any AWS call, and a deleted class leaves AWS alone.
+//! kube-apiserver and moto. A class's template edit rolls out to exactly its users (also when it
+//! was made while no controller ran), guardrails and namespace restrictions refuse before any AWS
+//! call, and a deleted class leaves AWS alone.
 //!
 //! Classes are cluster-scoped and the bed is shared by the tests of this binary, so each test
 //! makes its own uniquely named class, and none is marked default (a default class would be
@@ -134,10 +135,10 @@ async fn buildspecs(h: &Harness, names: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Reconciles of `name` that controller 0 has planned so far.
-fn planned(h: &Harness, name: &str) -> usize {
+/// Reconciles of `name` that controller `i` has planned so far.
+fn planned(h: &Harness, i: usize, name: &str) -> usize {
     let span = format!("name={name} ");
-    h.controller_log_full(0)
+    h.controller_log_full(i)
         .lines()
         .filter(|l| l.contains("planned") && l.contains(&span))
         .count()
@@ -178,7 +179,7 @@ async fn editing_a_shared_template_updates_each_users_project_once_and_nothing_e
     ensure!(buildspecs(&h, &projects).await? == [BUILDSPEC_V1, BUILDSPEC_V1]);
     tokio::time::sleep(QUIET).await;
     let before = h.mutating_calls().await?;
-    let planned_before = ["svc-a", "svc-b", "bystander"].map(|n| planned(&h, n));
+    let planned_before = ["svc-a", "svc-b", "bystander"].map(|n| planned(&h, 0, n));
 
     class.spec.templates[0].buildspec = Some(BUILDSPEC_V2.into());
     create_class(&h, &class).await?;
@@ -200,7 +201,7 @@ async fn editing_a_shared_template_updates_each_users_project_once_and_nothing_e
         .collect();
     want.sort();
     pretty_assertions::assert_eq!(made, want, "exactly one UpdateProject per affected project");
-    let planned_after = ["svc-a", "svc-b", "bystander"].map(|n| planned(&h, n));
+    let planned_after = ["svc-a", "svc-b", "bystander"].map(|n| planned(&h, 0, n));
     ensure!(
         planned_after[0] > planned_before[0] && planned_after[1] > planned_before[1],
         "the users were reconciled: {planned_before:?} -> {planned_after:?}"
@@ -213,6 +214,49 @@ async fn editing_a_shared_template_updates_each_users_project_once_and_nothing_e
         h.wait_ready(bp.metadata.name.as_deref().unwrap_or_default())
             .await?;
     }
+    for name in [&class_name, &other_name] {
+        classes(&h).delete(name, &DeleteParams::default()).await?;
+    }
+    Ok(())
+}
+
+/// A class edited while no controller runs reaches its users as soon as one starts, not at their
+/// resync slot (an hour away here), while a resource whose class did not change still waits for
+/// its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_edited_while_no_controller_ran_reaches_its_users_at_start() -> Result<()> {
+    let mut h = Harness::new("class-offline").await?;
+    h.start_controller(&["--resync-interval", "1h"])?;
+    let class_name = unique_name("offline");
+    let other_name = unique_name("steady");
+    let mut class = platform_class(&class_name, &h.example(), json!({}))?;
+    create_class(&h, &class).await?;
+    create_class(&h, &platform_class(&other_name, &h.example(), json!({}))?).await?;
+    let user = tenant(&h, "svc", &class_name)?;
+    let bystander = tenant(&h, "bystander", &other_name)?;
+    for bp in [&user, &bystander] {
+        h.apply(bp).await?;
+    }
+    for name in ["svc", "bystander"] {
+        h.wait_ready(name).await?;
+    }
+    let projects = templated_projects(&class_users_render(&user, &class));
+    ensure!(buildspecs(&h, &projects).await? == [BUILDSPEC_V1]);
+
+    h.stop_controller(0);
+    class.spec.templates[0].buildspec = Some(BUILDSPEC_V2.into());
+    create_class(&h, &class).await?;
+    let restarted = h.start_controller(&["--resync-interval", "1h"])?;
+    h.eventually("the project carries the class's new buildspec", || async {
+        Ok(buildspecs(&h, &projects).await? == [BUILDSPEC_V2])
+    })
+    .await?;
+    tokio::time::sleep(QUIET).await;
+    let counts = ["svc", "bystander"].map(|n| planned(&h, restarted, n));
+    ensure!(
+        counts[0] >= 1 && counts[1] == 0,
+        "the class's user reconciled, the other class's resource not before its slot: {counts:?}"
+    );
     for name in [&class_name, &other_name] {
         classes(&h).delete(name, &DeleteParams::default()).await?;
     }
