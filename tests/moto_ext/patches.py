@@ -460,10 +460,9 @@ def _patch_dispatch() -> None:
     isdir per entry, about 200 system calls) while it holds the dispatcher's global lock.
     The package does not change while the server runs, so the list is computed once.
 
-    Sequential clients barely notice; concurrent ones queue on that lock, and each system
-    call hands Python's GIL to another thread, so moto spent up to 45 % more CPU a call
-    serving the controller's concurrent requests than a one-at-a-time loop's
-    (docs/benchmarks.md). A real endpoint has no such cost that grows with concurrency.
+    It was about a fifth of moto's CPU per request, for every client (docs/benchmarks.md:
+    2.0 to 3.2 ms a Create call since, 2.6 to 4.0 before), and concurrent requests queued on
+    that lock besides.
     """
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
