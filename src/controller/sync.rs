@@ -165,7 +165,7 @@ async fn apply_plan(
         facts.settings.update_now.as_deref(),
         facts.now,
     );
-    let plan = deferral::without_deferred(plan, &deferral);
+    let plan = deferral::without_deferred(plan, &deferral, observed);
     info!(
         writes = plan.writes(),
         foreign = plan.foreign.len(),

@@ -16,11 +16,11 @@
 //! - DeletePipeline (a removed pipeline group, or deletion with the Delete policy): the user
 //!   asked for the pipeline to go; the executions it stops are named in a Warning event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::apply::{Change, Verb};
-use super::diff::{Kind, Plan};
+use super::diff::{Kind, Observed, Plan};
 use super::events::{CONDITION_MESSAGE_MAX, EventSpec, fit_list};
 use super::outcome::{Facts, Next, Outcome};
 use super::status::{self, reason};
@@ -29,6 +29,7 @@ use crate::api::{
     CONDITION_UPDATE_PENDING, PendingUpdate, WhenRunning, annotations,
 };
 use crate::duration;
+use crate::render::PipelineDeclaration;
 
 pub const MAX_WAIT_DEFAULT: Duration = Duration::from_secs(3600);
 /// Bounds of `spec.updatePolicy.maxWait`: below 10 s waiting means nothing; beyond a week a
@@ -186,12 +187,33 @@ fn waited(since: &str, now: &str) -> Duration {
     Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO)
 }
 
-/// The plan without the updates that wait.
-pub fn without_deferred(plan: &Plan, deferral: &Deferral) -> Plan {
+/// The plan without the updates that wait, and without deleting a project that a waiting
+/// pipeline's live definition still names (a stage renamed, a per-environment deploy dropped,
+/// the move to shared projects): the execution the wait protects would otherwise fail at its
+/// next build action. The project goes in the pass that updates the pipeline.
+pub fn without_deferred(plan: &Plan, deferral: &Deferral, observed: &Observed) -> Plan {
     let mut plan = plan.clone();
-    plan.update_pipelines
-        .retain(|p| !deferral.deferred.iter().any(|d| d.pipeline == p.name));
+    let waits = |name: &str| deferral.deferred.iter().any(|d| d.pipeline == name);
+    plan.update_pipelines.retain(|p| !waits(&p.name));
+    let in_use: BTreeSet<&str> = observed
+        .pipelines
+        .iter()
+        .filter(|(name, _)| waits(name))
+        .flat_map(|(_, seen)| projects_named(&seen.declaration))
+        .collect();
+    plan.delete_projects
+        .retain(|p| !in_use.contains(p.as_str()));
     plan
+}
+
+/// The CodeBuild projects a pipeline's actions run (`ProjectName` in an action's
+/// configuration, "CodeBuild build and test action reference", CodePipeline User Guide).
+fn projects_named(declaration: &PipelineDeclaration) -> impl Iterator<Item = &str> {
+    declaration
+        .stages
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| a.configuration.get("ProjectName").map(String::as_str))
 }
 
 /// What the outcome reports of the deferral: a Warning event for every execution an update or
@@ -203,7 +225,12 @@ pub fn report(
     done: &[Change],
     poll: Duration,
 ) {
-    out.status.update_now = deferral.update_now.clone();
+    out.status.update_now = if update_now_acted(deferral, done) {
+        deferral.update_now.clone()
+    } else {
+        // The forced update failed (throttled, say): the value must still force the retry.
+        f.previous.update_now.clone()
+    };
     out.status.pending_updates = deferral.deferred.clone();
     report_cancelled(out, deferral, done);
     let was_held = |d: &&PendingUpdate| {
@@ -229,6 +256,19 @@ pub fn report(
     } else {
         hold(out, f, deferral, poll);
     }
+}
+
+/// Whether every update the `update-now` value forced went through.
+fn update_now_acted(deferral: &Deferral, done: &[Change]) -> bool {
+    deferral
+        .forced
+        .iter()
+        .filter(|forced| forced.why == Why::UpdateNow)
+        .all(|forced| {
+            done.iter().any(|c| {
+                c.verb == Verb::Updated && c.kind == Kind::Pipeline && c.name == forced.pipeline
+            })
+        })
 }
 
 /// `UpdatePending`, `Synced=False` and a `Ready` that says so; an event when the wait begins or
@@ -545,6 +585,7 @@ mod tests {
                 None,
                 NOW,
             ),
+            &Observed::default(),
         );
         let names: Vec<&str> = kept
             .update_pipelines
@@ -552,6 +593,37 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(names, ["q"], "only the held update is taken out");
+    }
+
+    #[test]
+    fn a_waiting_pipeline_keeps_the_projects_it_still_runs() {
+        let live = declaration("p");
+        let used = super::projects_named(&live)
+            .next()
+            .expect("the example's pipeline runs a project")
+            .to_string();
+        let mut planned = plan(&["p"], &[]);
+        planned.delete_projects = vec![used.clone(), "unused".to_string()];
+        let observed = Observed {
+            pipelines: BTreeMap::from([(
+                "p".to_string(),
+                crate::aws::ObservedPipeline {
+                    declaration: live,
+                    unmanaged: vec![],
+                    arn: "arn:p".into(),
+                    tags: None,
+                },
+            )]),
+            ..Observed::default()
+        };
+        let wait = policy(WhenRunning::Wait, "1h");
+        let none = BranchPipelineStatus::default();
+        let held = decide(&planned, &running("p", &["e1"]), wait, &none, None, NOW);
+        let kept = without_deferred(&planned, &held, &observed);
+        assert_eq!(kept.delete_projects, ["unused"], "{used} is still run by p");
+        let free = decide(&planned, &InFlight::new(), wait, &none, None, NOW);
+        let applied = without_deferred(&planned, &free, &observed);
+        assert_eq!(applied.delete_projects, [used, "unused".to_string()]);
     }
 
     #[test]
@@ -723,5 +795,61 @@ mod tests {
         assert!(out.events[0].warning);
         assert_eq!(out.updates.cancelled_executions, 1);
         assert!(out.status.condition(CONDITION_UPDATE_PENDING).is_none());
+        let deleted = Change {
+            verb: Verb::Deleted,
+            kind: Kind::Pipeline,
+            name: "old".into(),
+            arn: None,
+            version: None,
+        };
+        let mut both = synced_outcome(&f);
+        report(
+            &mut both,
+            &f,
+            &d,
+            &[updated_p(), deleted],
+            Duration::from_secs(60),
+        );
+        let notes: Vec<&str> = both.events.iter().map(|e| e.note.as_str()).collect();
+        assert_eq!(
+            notes[1], "deleted pipeline old, stopping execution(s) e9",
+            "{notes:?}"
+        );
+        assert_eq!(both.updates.cancelled_executions, 2);
+    }
+
+    fn updated_p() -> Change {
+        Change {
+            verb: Verb::Updated,
+            kind: Kind::Pipeline,
+            name: "p".into(),
+            arn: None,
+            version: Some(2),
+        }
+    }
+
+    #[test]
+    fn an_update_now_is_recorded_only_once_its_update_went_through() {
+        let (previous, s) = (BranchPipelineStatus::default(), settings());
+        let f = facts(&previous, &s, NOW);
+        let wait = policy(WhenRunning::Wait, "1h");
+        let d = decide(
+            &plan(&["p"], &[]),
+            &running("p", &["e1"]),
+            wait,
+            &previous,
+            Some("t1"),
+            NOW,
+        );
+        assert_eq!(d.forced[0].why, Why::UpdateNow);
+        let mut failed = synced_outcome(&f);
+        report(&mut failed, &f, &d, &[], Duration::from_secs(60));
+        assert_eq!(
+            failed.status.update_now, None,
+            "not acted on: retried as forced"
+        );
+        let mut done = synced_outcome(&f);
+        report(&mut done, &f, &d, &[updated_p()], Duration::from_secs(60));
+        assert_eq!(done.status.update_now.as_deref(), Some("t1"));
     }
 }

@@ -164,6 +164,13 @@ pub fn synced(
     let mut out = f.outcome(Next::Requeue(f.next_resync));
     report_changes(&mut out, done, is_drift(f, plan));
     fill_inventory(&mut out.status, desired, observed, done, &plan.foreign);
+    // A project kept for a pipeline whose update waits (deferral::without_deferred) stays
+    // named, so the next pass finds it again and deletes it with that update.
+    let kept = observed
+        .stale_projects
+        .iter()
+        .filter(|p| !plan.delete_projects.contains(p));
+    out.status.projects.extend(kept.cloned());
     if plan.foreign.is_empty() {
         status::set_ready_synced(
             &mut out.status,
@@ -280,10 +287,13 @@ pub fn is_settled(bp: &BranchPipeline, settings: &Settings, class: Option<&Class
 /// Drift is a change to something that existed while the spec stayed as it was last synced.
 /// A spec edit applied after a failure is not drift, even though the failure path recorded
 /// the new generation as observed.
+/// A change is drift only when AWS was last brought in line with this very spec and class:
+/// after a spec or class edit, the changes are the edit's.
 fn is_drift(f: &Facts<'_>, plan: &Plan) -> bool {
     plan.changes_existing()
         && f.generation.is_some()
         && f.previous.synced_generation == f.generation
+        && f.previous.synced_class.as_ref() == f.class
 }
 
 /// One Event per kind of change and reconcile, naming every resource it touched: a new
@@ -764,6 +774,61 @@ mod tests {
         );
         assert_eq!(reasons(&out), ["Updated"]);
         assert_eq!(out.drift_repairs, 0);
+    }
+
+    #[test]
+    fn a_class_edit_is_not_drift() {
+        let bp = example(&[]);
+        let s = settings_of(&bp);
+        let desired = desired();
+        let class_at = |generation| crate::api::ClassRef {
+            name: "platform".into(),
+            generation,
+        };
+        let previous = BranchPipelineStatus {
+            synced_generation: Some(3),
+            synced_class: Some(class_at(1)),
+            ..Default::default()
+        };
+        let done = [change(
+            Verb::Updated,
+            Kind::Pipeline,
+            "team-orders-orders-api",
+        )];
+        let at = |generation| {
+            let class = class_at(generation);
+            let f = Facts {
+                class: Some(&class),
+                ..facts(3, &previous, &s)
+            };
+            let out = synced(
+                &f,
+                &desired,
+                &in_sync(&desired),
+                &updated_plan(&desired),
+                &done,
+            );
+            (reasons(&out).join(","), out.drift_repairs)
+        };
+        assert_eq!(at(2), ("Updated".into(), 0), "the class moved on: its edit");
+        assert_eq!(at(1), ("DriftRepaired".into(), 1), "same class: drift");
+    }
+
+    #[test]
+    fn a_stale_project_kept_for_a_waiting_update_stays_named() {
+        let bp = example(&[]);
+        let s = settings_of(&bp);
+        let desired = desired();
+        let mut observed = in_sync(&desired);
+        observed.stale_projects = vec!["old-build".into(), "old-test".into()];
+        let plan = Plan {
+            delete_projects: vec!["old-test".into()],
+            ..Plan::default()
+        };
+        let previous = BranchPipelineStatus::default();
+        let out = synced(&facts(3, &previous, &s), &desired, &observed, &plan, &[]);
+        assert!(out.status.projects.contains(&"old-build".to_string()));
+        assert!(!out.status.projects.contains(&"old-test".to_string()));
     }
 
     #[test]
