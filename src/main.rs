@@ -103,6 +103,10 @@ struct RunArgs {
     /// CodeBuild projects allowed in the account and region (default quota 5,000).
     #[arg(long, default_value_t = 5000)]
     project_quota: usize,
+    /// Refuse every BranchPipeline that uses no BranchPipelineClass (none named, none marked
+    /// default), so no tenant can step around the platform's guardrails by leaving one out.
+    #[arg(long)]
+    require_class: bool,
     /// Reconciles in flight at once (per kind); the others wait. Sized for two cores.
     #[arg(long, default_value_t = 16)]
     max_concurrent_reconciles: u16,
@@ -265,6 +269,7 @@ fn controller_config(args: &RunArgs, region: Option<&str>) -> Config {
             pipelines: args.pipeline_quota,
             projects: args.project_quota,
         },
+        require_class: args.require_class,
         tracker: TrackerConfig {
             poll_interval: args.execution_poll_interval,
             active_interval: args.execution_active_poll_interval,
@@ -420,6 +425,19 @@ fn render_one(
         return Err(vec![FieldError::new(
             "spec.className",
             format!("names class {named:?}; {hint}"),
+        )]);
+    }
+    // The controller gives a resource naming no class only the default class.
+    if let (None, Some(class)) = (&bp.spec.class_name, class)
+        && !class.is_default()
+    {
+        return Err(vec![FieldError::new(
+            "spec.className",
+            format!(
+                "is not set, and --class gives {:?}, which is not marked default ({}: \"true\"): the controller would use no class; set spec.className or pass the default class",
+                given.unwrap_or_default(),
+                branchpipeline::api::DEFAULT_CLASS_ANNOTATION
+            ),
         )]);
     }
     render::compile_with(bp, class, labels)

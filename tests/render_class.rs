@@ -78,6 +78,47 @@ fn cli_without_the_named_class_says_to_pass_it() {
 }
 
 #[test]
+fn cli_gives_an_unnamed_manifest_only_a_default_class() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unnamed = dir.path().join("unnamed.yaml");
+    std::fs::write(&unnamed, SHORT.replace("  className: acme-platform\n", "")).expect("writes");
+    let plain = dir.path().join("plain-class.yaml");
+    std::fs::write(
+        &plain,
+        CLASS.replace(
+            "branchpipeline.dev/is-default-class: \"true\"",
+            "team: platform",
+        ),
+    )
+    .expect("writes");
+    let render = |class: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_branchpipeline-controller"))
+            .arg("render")
+            .arg("-f")
+            .arg(&unnamed)
+            .arg("--class")
+            .arg(class)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("runs")
+    };
+    let refused = render(&plain);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("spec.className: is not set, and --class gives \"acme-platform\", which is not marked default"),
+        "{stderr}"
+    );
+    let default = render(std::path::Path::new("examples/platform-class.yaml"));
+    assert!(
+        default.status.success(),
+        "{}",
+        String::from_utf8_lossy(&default.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&default.stdout), golden());
+}
+
+#[test]
 fn cli_reports_a_guardrail_with_the_field_and_the_rule() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("admin.yaml");

@@ -35,6 +35,19 @@ pub enum SelectError {
         .0.join(", ")
     )]
     Ambiguous(Vec<String>),
+    /// No className, no default class any more, and AWS was last brought in line with this very
+    /// spec under the default class named here: going on without it would silently drop its
+    /// defaults and guardrails from AWS.
+    #[error(
+        "spec.className: is not set, and the default BranchPipelineClass {0:?} this resource was synced with no longer exists or is no longer marked default; mark a class default ({annotation}: \"true\"), or set spec.className. Editing the spec without a class makes it classless. Nothing is changed in AWS until then",
+        annotation = crate::api::DEFAULT_CLASS_ANNOTATION
+    )]
+    DefaultGone(String),
+    /// No class at all, where the controller requires one (`--require-class`).
+    #[error(
+        "spec.className: is not set and no BranchPipelineClass is marked default, but this controller requires every BranchPipeline to use a class (--require-class); set spec.className to a class your namespace may use. Nothing is changed in AWS until then"
+    )]
+    Required,
 }
 
 impl SelectError {
@@ -49,14 +62,45 @@ impl SelectError {
     }
 }
 
-/// The class `class_name` names, or the default class when it names none (`None` when there is
-/// no default class: the resource uses no class).
+/// What the choice of a resource's class depends on besides the classes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Choice<'a> {
+    /// `spec.className`.
+    pub named: Option<&'a str>,
+    /// The default class AWS was last brought in line with for this very generation of the
+    /// spec (`status.syncedClass`, when `status.syncedGeneration` is the current generation).
+    pub synced_default: Option<&'a str>,
+    /// `--require-class`: a resource with no class is refused.
+    pub required: bool,
+}
+
+impl<'a> Choice<'a> {
+    pub fn of(bp: &'a BranchPipeline, required: bool) -> Self {
+        let status = bp.status.as_ref();
+        let synced_default = status
+            .filter(|_| bp.spec.class_name.is_none())
+            .filter(|s| {
+                s.synced_generation.is_some() && s.synced_generation == bp.metadata.generation
+            })
+            .and_then(|s| s.synced_class.as_ref())
+            .map(|c| c.name.as_str());
+        Self {
+            named: bp.spec.class_name.as_deref(),
+            synced_default,
+            required,
+        }
+    }
+}
+
+/// The class `choice.named` names, or the default class when it names none. `None` (no class)
+/// only when there is no default class, none is required, and the resource was not synced
+/// under a default class that has since gone: deleting a class in use leaves AWS untouched.
 pub fn select<'a>(
-    class_name: Option<&str>,
+    choice: &Choice<'_>,
     classes: &'a [Arc<BranchPipelineClass>],
 ) -> Result<Option<&'a Arc<BranchPipelineClass>>, SelectError> {
     let name_of = |c: &Arc<BranchPipelineClass>| c.metadata.name.clone().unwrap_or_default();
-    if let Some(name) = class_name {
+    if let Some(name) = choice.named {
         return classes
             .iter()
             .find(|c| c.metadata.name.as_deref() == Some(name))
@@ -65,10 +109,12 @@ pub fn select<'a>(
     }
     let defaults: Vec<&Arc<BranchPipelineClass>> =
         classes.iter().filter(|c| c.is_default()).collect();
-    match defaults.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(*one)),
-        many => {
+    match (defaults.as_slice(), choice.synced_default) {
+        ([one], _) => Ok(Some(*one)),
+        ([], Some(gone)) => Err(SelectError::DefaultGone(gone.to_string())),
+        ([], None) if choice.required => Err(SelectError::Required),
+        ([], None) => Ok(None),
+        (many, _) => {
             let mut names: Vec<String> = many.iter().map(|c| name_of(c)).collect();
             names.sort();
             Err(SelectError::Ambiguous(names))
@@ -256,19 +302,75 @@ mod tests {
         let name = |r: Result<Option<&Arc<BranchPipelineClass>>, SelectError>| {
             r.map(|c| c.and_then(|c| c.metadata.name.clone()))
         };
-        assert_eq!(name(select(Some("a"), &classes)), Ok(Some("a".into())));
-        assert_eq!(name(select(None, &classes)), Ok(Some("b".into())));
+        let named = |n| Choice {
+            named: Some(n),
+            ..Choice::default()
+        };
+        let unnamed = Choice::default();
+        assert_eq!(name(select(&named("a"), &classes)), Ok(Some("a".into())));
+        assert_eq!(name(select(&unnamed, &classes)), Ok(Some("b".into())));
         assert_eq!(
-            name(select(Some("c"), &classes)),
+            name(select(&named("c"), &classes)),
             Err(SelectError::NotFound("c".into()))
         );
-        assert_eq!(name(select(None, &classes[..1])), Ok(None));
+        assert_eq!(name(select(&unnamed, &classes[..1])), Ok(None));
         let two = [class("z", true), class("b", true), class("a", false)];
-        let err = select(None, &two).expect_err("ambiguous");
+        let err = select(&unnamed, &two).expect_err("ambiguous");
         assert_eq!(err, SelectError::Ambiguous(vec!["b".into(), "z".into()]));
         assert!(err.to_string().contains("b, z"), "{err}");
         // A name wins over any number of defaults.
-        assert_eq!(name(select(Some("a"), &two)), Ok(Some("a".into())));
+        assert_eq!(name(select(&named("a"), &two)), Ok(Some("a".into())));
+    }
+
+    #[test]
+    fn a_gone_default_class_or_a_required_one_keeps_a_resource_from_going_classless() {
+        let none = [class("a", false)];
+        let after_default = Choice {
+            synced_default: Some("platform"),
+            ..Choice::default()
+        };
+        assert_eq!(
+            select(&after_default, &none).map(|c| c.is_some()),
+            Err(SelectError::DefaultGone("platform".into()))
+        );
+        let other_default = [class("a", false), class("new", true)];
+        assert!(
+            matches!(select(&after_default, &other_default), Ok(Some(c)) if c.metadata.name.as_deref() == Some("new"))
+        );
+        let required = Choice {
+            required: true,
+            ..Choice::default()
+        };
+        assert_eq!(
+            select(&required, &none).map(|c| c.is_some()),
+            Err(SelectError::Required)
+        );
+        assert!(matches!(select(&required, &other_default), Ok(Some(_))));
+    }
+
+    #[test]
+    fn only_a_default_synced_at_this_generation_counts() {
+        let mut bp: BranchPipeline =
+            crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
+                .remove(0)
+                .result
+                .expect("parses");
+        bp.metadata.generation = Some(3);
+        bp.status = Some(crate::api::BranchPipelineStatus {
+            synced_generation: Some(3),
+            synced_class: Some(ClassRef {
+                name: "platform".into(),
+                generation: 1,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(Choice::of(&bp, false).synced_default, Some("platform"));
+        bp.metadata.generation = Some(4);
+        assert_eq!(Choice::of(&bp, false).synced_default, None, "edited since");
+        bp.metadata.generation = Some(3);
+        bp.spec.class_name = Some("named".into());
+        assert_eq!(Choice::of(&bp, true).synced_default, None);
+        assert_eq!(Choice::of(&bp, true).named, Some("named"));
     }
 
     #[test]

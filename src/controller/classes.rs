@@ -89,7 +89,7 @@ pub(super) async fn compile(
 pub(super) fn compile_cached(ctx: &Context, bp: &BranchPipeline) -> Option<Compiled> {
     let store = ctx.classes.store()?;
     let classes = store.state();
-    let class = class::select(bp.spec.class_name.as_deref(), &classes).ok()?;
+    let class = class::select(&ctx.choice(bp), &classes).ok()?;
     let labels = ctx
         .classes
         .labels(&bp.namespace().unwrap_or_default())
@@ -103,7 +103,7 @@ pub(super) fn compile_cached(ctx: &Context, bp: &BranchPipeline) -> Option<Compi
 pub(super) async fn current(ctx: &Context, bp: &BranchPipeline) -> Option<Option<ClassRef>> {
     let store = ready_store(ctx).await.ok()?;
     let classes = store.state();
-    let class = class::select(bp.spec.class_name.as_deref(), &classes).ok()?;
+    let class = class::select(&ctx.choice(bp), &classes).ok()?;
     Some(class.map(|c| ClassRef::of(c)))
 }
 
@@ -121,7 +121,7 @@ async fn observe(
     store: &Store<BranchPipelineClass>,
 ) -> Result<Result<View, class::SelectError>, Error> {
     let classes = store.state();
-    let class = match class::select(bp.spec.class_name.as_deref(), &classes) {
+    let class = match class::select(&ctx.choice(bp), &classes) {
         Ok(class) => class.cloned(),
         Err(e) => return Ok(Err(e)),
     };
@@ -158,8 +158,10 @@ pub(super) async fn watch(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut seen = Seen::default();
+    // The same single, capped backoff as the BranchPipeline watches: a class edit made after an
+    // API server outage reaches its users within seconds of the server's return.
     let events = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(super::watch::WatchBackoff::default())
         .modify(super::watch::trim)
         .reflect(writer);
     let changes = events.filter_map(move |event| {

@@ -52,6 +52,8 @@ pub struct Config {
     pub quotas: outcome::Quotas,
     /// How executions are followed.
     pub tracker: TrackerConfig,
+    /// `--require-class`: a BranchPipeline with no class (none named, no default) is refused.
+    pub require_class: bool,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
                 projects: 5000,
             },
             tracker: TrackerConfig::default(),
+            require_class: false,
         }
     }
 }
@@ -214,6 +217,11 @@ impl Context {
         }
     }
 
+    /// What the choice of `bp`'s class depends on.
+    fn choice<'a>(&self, bp: &'a BranchPipeline) -> crate::class::Choice<'a> {
+        crate::class::Choice::of(bp, self.config.require_class)
+    }
+
     fn settings(&self, bp: &BranchPipeline) -> Settings {
         policy::settings(
             bp,
@@ -273,22 +281,42 @@ async fn guarded(
             FinalizerEvent::Cleanup(bp) => cleanup::cleanup(&bp, ctx, &api).await,
         }
     });
-    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+    match unpanicked(&ctx.metrics, work).await {
         Ok(result) => result.map_err(|e| Error::Finalizer(Box::new(e))),
+        Err(message) => Err(panicked(ctx, bp.as_ref(), message).await),
+    }
+}
+
+/// Runs `work`, turning a panic into its message, logged and counted: the reconciles run inside
+/// kube-runtime's stream, where an uncaught panic would end the process for every object.
+pub(super) async fn unpanicked<T>(
+    metrics: &Metrics,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(value) => Ok(value),
         Err(panic) => {
             let message = panic_message(panic.as_ref());
-            error!(panic = %message, "reconcile panicked; retrying this resource with backoff");
-            ctx.metrics.reconcile_panicked();
-            let event = EventSpec::warning(
-                "ReconcilePanicked",
-                format!(
-                    "the controller hit a bug reconciling this resource ({message}); it retries with backoff and keeps serving the others"
-                ),
-            );
-            effects::publish(ctx, bp.as_ref(), &[event]).await;
-            Err(Error::Panicked(message))
+            error!(panic = %message, "reconcile panicked; retrying this object with backoff");
+            metrics.reconcile_panicked();
+            Err(message)
         }
     }
+}
+
+/// The Warning Event on the object whose reconcile panicked, and the retryable error.
+pub(super) async fn panicked<K>(ctx: &Context, object: &K, message: String) -> Error
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let event = EventSpec::warning(
+        "ReconcilePanicked",
+        format!(
+            "the controller hit a bug reconciling this resource ({message}); it retries with backoff and keeps serving the others"
+        ),
+    );
+    effects::publish(ctx, object, &[event]).await;
+    Error::Panicked(message)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -343,5 +371,26 @@ mod tests {
         assert_eq!(panic_message(s.as_ref()), "bang");
         let s: Box<dyn std::any::Any + Send> = Box::new(7u8);
         assert_eq!(panic_message(s.as_ref()), "panic with a non-string payload");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_one_reconcile_is_an_error_for_it_alone_and_is_counted() {
+        let metrics = Metrics::new();
+        let panicking = async {
+            tokio::task::yield_now().await;
+            let index: usize = "9".parse().expect("a number");
+            [0u8; 2][index]
+        };
+        let err = unpanicked(&metrics, panicking)
+            .await
+            .expect_err("the panic is caught");
+        assert!(err.contains("index out of bounds"), "{err}");
+        assert!(Error::Panicked(err).is_retryable());
+        assert_eq!(unpanicked(&metrics, async { 7 }).await, Ok(7));
+        let text = metrics.encode();
+        assert!(
+            text.contains("branchpipeline_reconcile_panics_total 1\n"),
+            "{text}"
+        );
     }
 }

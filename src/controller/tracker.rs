@@ -82,7 +82,16 @@ pub async fn run(
         let polled: Vec<(String, Polled)> = futures::stream::iter(due)
             .map(|(bp, previous)| {
                 let ctx = ctx.clone();
-                async move { (identity(&bp), poll(&ctx, &bp, previous).await) }
+                async move {
+                    // A bug met polling one object must not end the tracker for all of them.
+                    let polled = super::unpanicked(&ctx.metrics, poll(&ctx, &bp, previous))
+                        .await
+                        .unwrap_or(Polled {
+                            after: ctx.config.tracker.poll_interval,
+                            written: None,
+                        });
+                    (identity(&bp), polled)
+                }
             })
             .buffer_unordered(usize::from(ctx.config.max_concurrent_reconciles))
             .collect()

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::Backoff;
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -20,6 +21,7 @@ use tracing::{debug, info};
 
 use super::{Context, classes, error_policy, reconcile, runs, tracker};
 use crate::api::{BranchPipeline, BranchPipelineRun};
+use crate::reconcile::error::Error;
 use crate::server::Health;
 
 type Cache = (
@@ -140,13 +142,21 @@ async fn run_runs(
         .with_config(controller_config(&ctx))
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown)
-        .run(runs::reconcile, runs::error_policy, ctx)
+        .run(reconcile_run, runs::error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 debug!(error = %e, "run reconcile loop reported an error");
             }
         })
         .await;
+}
+
+/// A run's reconcile, with a panic turned into a retryable error for that run alone.
+async fn reconcile_run(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match super::unpanicked(&ctx.metrics, runs::reconcile(run.clone(), ctx.clone())).await {
+        Ok(result) => result,
+        Err(message) => Err(super::panicked(&ctx, run.as_ref(), message).await),
+    }
 }
 
 async fn run_one(

@@ -13,7 +13,8 @@ use crate::class::{Refusal, SelectError};
 pub mod reason {
     /// The resource breaks a guardrail of its class, or its namespace may not use the class.
     pub const POLICY_VIOLATION: &str = "PolicyViolation";
-    /// `spec.className` names a class that does not exist.
+    /// `spec.className` names a class that does not exist; or it names none, and the default
+    /// class the resource was synced with is gone, or the controller requires a class.
     pub const CLASS_NOT_FOUND: &str = "ClassNotFound";
     /// No `spec.className`, and more than one class is marked default.
     pub const AMBIGUOUS_DEFAULT_CLASS: &str = "AmbiguousDefaultClass";
@@ -38,7 +39,9 @@ pub fn blocked(f: &Facts<'_>, why: Blocked) -> Outcome {
     match why {
         Blocked::Select(e) => {
             let reason = match e {
-                SelectError::NotFound(_) => reason::CLASS_NOT_FOUND,
+                SelectError::NotFound(_) | SelectError::DefaultGone(_) | SelectError::Required => {
+                    reason::CLASS_NOT_FOUND
+                }
                 SelectError::Ambiguous(_) => reason::AMBIGUOUS_DEFAULT_CLASS,
             };
             outcome::refused(f, reason, &[e.field_error()], resync)

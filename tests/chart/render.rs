@@ -288,12 +288,13 @@ async fn chart_renders_values_into_args_and_env() -> TestResult {
             ],
         ),
         (
-            json!({"replicaCount": 1, "leaderElection": {"enabled": false}, "deletionPolicy": "Delete"}),
+            json!({"replicaCount": 1, "leaderElection": {"enabled": false}, "deletionPolicy": "Delete", "requireClass": true}),
             vec![
                 "run",
                 "--resync-interval=10m",
                 "--deletion-policy=Delete",
                 "--max-concurrent-reconciles=16",
+                "--require-class",
                 "--aws-max-tps=10",
                 "--pipeline-quota=1000",
                 "--project-quota=5000",

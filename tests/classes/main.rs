@@ -14,6 +14,8 @@ mod support;
 #[allow(dead_code)]
 mod harness;
 
+mod fixtures;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
+use fixtures::{BUILDSPEC_V1, classes, create_class, platform_class, tenant};
 use harness::Harness;
 use support::fault_proxy::{self, Plan};
 use support::unique_name;
@@ -37,78 +40,7 @@ const QUIET: Duration = Duration::from_secs(6);
 /// Resync often, so a test also sees what the periodic reconciles do (nothing, here).
 const RESYNC: &str = "2s";
 
-const BUILDSPEC_V1: &str = "version: 0.2\nphases:\n  build:\n    commands: [npm test]\n";
 const BUILDSPEC_V2: &str = "version: 0.2\nphases:\n  build:\n    commands: [npm ci, npm test]\n";
-
-fn classes(h: &Harness) -> Api<BranchPipelineClass> {
-    Api::all(h.bed.client())
-}
-
-/// The platform class of a test: the example's connection, roles and bucket as defaults and
-/// as the only values allowed, a `unit` template with an inline buildspec, and approvals
-/// required for `prod*`. `extra` is merged into `spec.guardrails`.
-fn platform_class(
-    name: &str,
-    bp: &BranchPipeline,
-    extra: serde_json::Value,
-) -> Result<BranchPipelineClass> {
-    let s = &bp.spec;
-    let mut guardrails = json!({
-        "allowedRoleArns": [s.pipeline_role_arn, s.build_role_arn],
-        "allowedConnectionArns": [s.source.connection_arn],
-        "allowedArtifactBuckets": [s.artifact_bucket],
-        "allowedComputeTypes": ["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"],
-        "requireApproval": ["prod*"],
-    });
-    if let (Some(g), Some(extra)) = (guardrails.as_object_mut(), extra.as_object()) {
-        g.extend(extra.clone());
-    }
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "branchpipeline.dev/v1alpha1",
-        "kind": "BranchPipelineClass",
-        "metadata": {"name": name},
-        "spec": {
-            "defaults": {
-                "connectionArn": s.source.connection_arn,
-                "pipelineRoleArn": s.pipeline_role_arn,
-                "buildRoleArn": s.build_role_arn,
-                "artifactBucket": s.artifact_bucket,
-            },
-            "templates": [{"name": "unit", "buildspec": BUILDSPEC_V1, "computeType": "BUILD_GENERAL1_MEDIUM"}],
-            "guardrails": guardrails,
-        },
-    }))?)
-}
-
-async fn create_class(h: &Harness, class: &BranchPipelineClass) -> Result<()> {
-    let name = class.metadata.name.clone().unwrap_or_default();
-    classes(h)
-        .patch(
-            &name,
-            &PatchParams::apply("integration-test").force(),
-            &Patch::Apply(class),
-        )
-        .await
-        .with_context(|| format!("applying class {name}"))?;
-    Ok(())
-}
-
-/// A tenant's BranchPipeline: the example renamed, using `class`, its `test` stage taken from
-/// the class's `unit` template, and only what the class does not give spelled out.
-fn tenant(h: &Harness, name: &str, class: &str) -> Result<BranchPipeline> {
-    let mut bp = h.example();
-    bp.metadata.name = Some(name.into());
-    bp.spec.class_name = Some(class.into());
-    bp.spec.source.connection_arn = None;
-    bp.spec.pipeline_role_arn = None;
-    bp.spec.build_role_arn = None;
-    bp.spec.artifact_bucket = None;
-    bp.spec.stages = serde_json::from_value(json!([
-        {"name": "lint"},
-        {"name": "test", "template": "unit"},
-    ]))?;
-    Ok(bp)
-}
 
 fn class_users_render(bp: &BranchPipeline, class: &BranchPipelineClass) -> render::DesiredState {
     render::compile_with(bp, Some(class), &BTreeMap::new())
