@@ -54,6 +54,26 @@ impl Snapshot {
     }
 }
 
+/// Names one reconcile created and deleted, of one service.
+#[derive(Debug, Default)]
+pub struct Delta<'a> {
+    pub created: Vec<&'a str>,
+    pub deleted: Vec<&'a str>,
+}
+
+impl Delta<'_> {
+    fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.deleted.is_empty()
+    }
+
+    fn apply_to(&self, names: &mut BTreeSet<String>) {
+        names.extend(self.created.iter().map(|n| n.to_string()));
+        for name in &self.deleted {
+            names.remove(*name);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Inventory {
     latest: Mutex<Option<(Instant, Arc<Snapshot>)>>,
@@ -80,6 +100,26 @@ impl Inventory {
         let snapshot = Arc::new(Snapshot::new(pipelines, projects));
         *latest = Some((Instant::now(), snapshot.clone()));
         Ok(snapshot)
+    }
+
+    /// Brings the snapshot in line with this process's own creates and deletes, so the quota
+    /// check and gauges between two listings count them; returns the counts, `None` before the
+    /// first listing. Another process's (or a person's) changes still wait for the next listing,
+    /// and reconciles in flight at once may each pass the check before either has created: AWS
+    /// enforces the quota itself (LimitExceededException), this check only refuses early.
+    pub async fn record(
+        &self,
+        pipelines: &Delta<'_>,
+        projects: &Delta<'_>,
+    ) -> Option<(usize, usize)> {
+        let mut latest = self.latest.lock().await;
+        let (_, snapshot) = latest.as_mut()?;
+        if !(pipelines.is_empty() && projects.is_empty()) {
+            let s = Arc::make_mut(snapshot);
+            pipelines.apply_to(&mut s.pipelines);
+            projects.apply_to(&mut s.projects);
+        }
+        Some((snapshot.pipelines.len(), snapshot.projects.len()))
     }
 
     /// The last snapshot's counts, for the quota metrics; `None` before the first listing.
@@ -126,6 +166,45 @@ mod tests {
             2,
             "an old snapshot is listed again"
         );
+    }
+
+    #[tokio::test]
+    async fn own_creates_and_deletes_count_until_the_next_listing() {
+        let aws = FakeAws::default();
+        let inventory = Inventory::default();
+        let none = Delta::default();
+        assert_eq!(
+            inventory.record(&none, &none).await,
+            None,
+            "nothing listed yet"
+        );
+        inventory
+            .snapshot(&aws, Duration::from_secs(60))
+            .await
+            .expect("lists");
+        let created = Delta {
+            created: vec!["p1", "p2"],
+            deleted: vec![],
+        };
+        let projects = Delta {
+            created: vec!["j1"],
+            deleted: vec!["absent"],
+        };
+        assert_eq!(inventory.record(&created, &projects).await, Some((2, 1)));
+        let snapshot = inventory
+            .snapshot(&aws, Duration::from_secs(60))
+            .await
+            .expect("cached");
+        assert!(
+            snapshot.pipelines.contains("p2"),
+            "a later quota check sees them"
+        );
+        let deleted = Delta {
+            created: vec![],
+            deleted: vec!["p1"],
+        };
+        assert_eq!(inventory.record(&deleted, &none).await, Some((1, 1)));
+        assert_eq!(aws.count("ListPipelines"), 1, "recording lists nothing");
     }
 
     #[test]

@@ -10,9 +10,10 @@ use tracing::info;
 use super::{Context, classes, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
-use crate::aws::inventory::Inventory;
+use crate::aws::inventory::{Delta, Inventory};
 use crate::metrics::Metrics;
-use crate::reconcile::diff::{self, Observed, Owner, Plan};
+use crate::reconcile::apply::Verb;
+use crate::reconcile::diff::{self, Kind, Observed, Owner, Plan};
 use crate::reconcile::error::{Error, Step};
 use crate::reconcile::observe::{self, Owned, Scope};
 use crate::reconcile::outcome::{self, Facts, Outcome};
@@ -173,12 +174,36 @@ async fn apply_plan(
         "planned"
     );
     let mut done = Vec::new();
-    let mut out = match apply::apply(aws, &plan, &mut done).await {
+    let applied = apply::apply(aws, &plan, &mut done).await;
+    record(reads, &done).await;
+    let mut out = match applied {
         Ok(()) => outcome::synced(facts, desired, observed, &plan, &done),
         Err(e) => outcome::aws_failed(facts, Step::Apply, e, &done),
     };
     deferral::report(&mut out, facts, &deferral, &done, reads.poll);
     out
+}
+
+/// This reconcile's creates and deletes into the shared listing, and the account gauges.
+async fn record(reads: &Reads<'_>, done: &[apply::Change]) {
+    let delta = |kind: Kind| Delta {
+        created: names(done, kind, Verb::Created),
+        deleted: names(done, kind, Verb::Deleted),
+    };
+    let counts = reads
+        .inventory
+        .record(&delta(Kind::Pipeline), &delta(Kind::Project))
+        .await;
+    if let (Some((pipelines, projects)), Some(metrics)) = (counts, reads.metrics) {
+        metrics.set_account(pipelines, projects);
+    }
+}
+
+fn names(done: &[apply::Change], kind: Kind, verb: Verb) -> Vec<&str> {
+    done.iter()
+        .filter(|c| c.kind == kind && c.verb == verb)
+        .map(|c| c.name.as_str())
+        .collect()
 }
 
 /// Nothing in the status: no resource named, no condition from an attempt.
@@ -289,6 +314,51 @@ mod tests {
             4,
             "an in-sync resource writes nothing"
         );
+    }
+
+    /// The shared listing is taken once; the second resource's quota check still counts the
+    /// first one's pipelines, created since.
+    #[tokio::test]
+    async fn the_quota_check_counts_creates_made_since_the_listing() {
+        let aws = FakeAws::default();
+        let inventory = Inventory::default();
+        let reconcile = |name: &str| {
+            let mut bp = example();
+            bp.metadata.name = Some(name.into());
+            bp
+        };
+        let run = |bp: BranchPipeline| {
+            let (aws, inventory) = (&aws, &inventory);
+            async move {
+                let s = settings_of(&bp);
+                let previous = BranchPipelineStatus::default();
+                let facts = Facts {
+                    generation: bp.metadata.generation,
+                    previous: &previous,
+                    settings: &s,
+                    now: "t",
+                    next_resync: Duration::from_secs(600),
+                    class: None,
+                };
+                let desired = render::compile(&bp).expect("renders");
+                let reads = Reads {
+                    quotas: outcome::Quotas {
+                        pipelines: 3,
+                        projects: 5000,
+                    },
+                    ..Reads::for_tests(aws, inventory)
+                };
+                sync_aws(&bp, &reads, &facts, &desired).await
+            }
+        };
+        let first = run(reconcile("first")).await;
+        assert_eq!(reasons(&first), ["Created"]);
+        let second = run(reconcile("second")).await;
+        assert_eq!(aws.count("ListPipelines"), 1, "one listing for both");
+        assert_eq!(aws.count("CreatePipeline"), 2, "the second creates nothing");
+        let ready = second.status.condition(CONDITION_READY).expect("Ready");
+        assert_eq!(ready.reason, "QuotaExceeded", "{}", ready.message);
+        assert!(ready.message.contains("would make 4"), "{}", ready.message);
     }
 
     #[tokio::test]
