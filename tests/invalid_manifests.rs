@@ -419,6 +419,12 @@ fn what_aws_accepts_is_accepted() {
         "/spec/environments/0/branches",
         json!(["develop", "release/2.0-rc.1"]),
     );
+    // CodePipeline's glob syntax beyond * and ?: sets, ranges, negation and groups.
+    set(
+        &mut v,
+        "/spec/environments/2/branches",
+        json!(["release/[0-9]*", "hotfix/[!a-c]*", "{rc,beta}/**"]),
+    );
     assert_eq!(error_paths(&v), Vec::<String>::new());
 }
 

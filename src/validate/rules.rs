@@ -10,10 +10,10 @@ static TAG_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(TAG_CHARACTERS).expect("static pattern compiles"));
 
 /// A branch name, or with `glob` a branch pattern, by git's ref-name rules
-/// (git-check-ref-format(1), and `--branch`'s refusal of a leading `-`). In patterns `*` and `?`
-/// are CodePipeline's glob wildcards (User Guide, "Filter triggers on code push or pull
-/// requests"); `**` is two of them. Other glob syntax is refused because stage conditions must
-/// translate the pattern into a Java regex exactly.
+/// (git-check-ref-format(1), and `--branch`'s refusal of a leading `-`). In patterns, `*`, `**`,
+/// `?`, `[...]` and `{a,b}` are CodePipeline's trigger glob syntax (User Guide, "Working with
+/// glob patterns in syntax"; see `crate::render::branches`), which stage conditions translate
+/// into a Java regex exactly; outside that syntax git's rules hold.
 pub fn branch(name: &str, glob: bool) -> Result<(), String> {
     let what = if glob { "branch pattern" } else { "branch" };
     let len = name.chars().count();
@@ -28,13 +28,13 @@ pub fn branch(name: &str, glob: bool) -> Result<(), String> {
             "{name:?} contains {c:?}; git branch names have no spaces or control characters"
         ));
     }
-    if glob && name.contains(['[', ']', '{', '}', '!']) {
+    if glob && let Some(why) = crate::render::branches::parse_error(name) {
         return Err(format!(
-            "{name:?} uses an unsupported glob; only *, ** and ? wildcards are supported"
+            "{name:?} {why}; CodePipeline's glob syntax is *, **, ?, [abc], [a-z], [!a-z] and {{a,b}}"
         ));
     }
     let forbidden: &[char] = if glob {
-        &['~', '^', ':', '\\', '[']
+        &['~', '^', ':', '\\']
     } else {
         &['~', '^', ':', '\\', '[', '*', '?']
     };
@@ -205,13 +205,34 @@ mod tests {
     }
 
     #[test]
-    fn patterns_allow_only_star_and_question_mark() {
-        for good in ["release/*", "feature/**", "v?.x", "**"] {
+    fn patterns_take_codepipelines_glob_syntax_and_git_rules_outside_it() {
+        for good in [
+            "release/*",
+            "feature/**",
+            "v?.x",
+            "**",
+            "release/[0-9]*",
+            "hotfix/[!a-c]*",
+            "{main,develop}",
+            "!main",
+        ] {
             assert_eq!(branch(good, true), Ok(()), "{good}");
         }
-        for bad in ["release/[0-9]", "{a,b}", "!main", "../*", "*/.x", "a*.lock"] {
-            assert!(branch(bad, true).is_err(), "{bad:?} should be refused");
+        for (bad, why) in [
+            ("../*", "\"..\""),
+            ("*/.x", "'.'"),
+            ("a*.lock", ".lock"),
+            ("release/[0-9", "without its ']'"),
+            ("{a,{b}}", "nests"),
+            ("a~*", "'~'"),
+        ] {
+            let error = branch(bad, true).expect_err(bad);
+            assert!(error.contains(why), "{bad:?}: {error}");
         }
+        assert!(
+            branch("a{1}", false).is_ok() && branch("a[1]", false).is_err(),
+            "a branch name is not a pattern: git allows braces there and forbids '['"
+        );
     }
 
     #[test]
