@@ -10,6 +10,8 @@ pub mod class;
 pub mod controller;
 pub mod crd;
 pub mod duration;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod github;
 pub mod leader;
 pub mod manifest;

@@ -287,13 +287,10 @@ pub fn with_overrides_on(base: &BuildSettings, o: &BuildOverrides) -> BuildSetti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
+    
 
     fn example() -> ValidatedSpec {
-        let bp = manifest::parse_documents(include_str!("../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
+        let bp = crate::fixtures::example();
         crate::validate::validate(&bp).expect("the example is valid")
     }
 
@@ -355,11 +352,7 @@ mod tests {
                 compute_type: Some(ComputeType::General1Large),
                 ..DeploySpec::default()
             }),
-            ..manifest::parse_documents(include_str!("../examples/orders-api.yaml"))
-                .remove(0)
-                .result
-                .expect("parses")
-                .spec
+            ..crate::fixtures::example().spec
         };
         spec.environments[0].deploy = Some(BuildOverrides {
             timeout_minutes: Some(90),

@@ -626,16 +626,11 @@ pub fn project_from_sdk(p: &cb::types::Project) -> Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
-    use crate::render;
+    
+    
 
     fn example() -> DesiredState {
-        let text = include_str!("../../examples/orders-api.yaml");
-        let bp = manifest::parse_documents(text)
-            .remove(0)
-            .result
-            .expect("test input is valid");
-        render::compile(&bp).expect("test input is valid")
+        crate::fixtures::example_desired()
     }
 
     #[test]

@@ -211,10 +211,7 @@ mod tests {
     const ROLE_PATTERN: &str = "arn:aws:iam::111122223333:role/branchpipeline/orders-*";
 
     fn bp() -> BranchPipeline {
-        crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses")
+        crate::fixtures::example()
     }
 
     fn class(guardrails: Guardrails) -> BranchPipelineClass {

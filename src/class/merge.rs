@@ -205,11 +205,7 @@ mod tests {
     use super::*;
 
     fn spec() -> BranchPipelineSpec {
-        crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses")
-            .spec
+        crate::fixtures::example().spec
     }
 
     fn class(defaults: ClassDefaults, templates: Vec<StageTemplate>) -> BranchPipelineClass {

@@ -350,11 +350,7 @@ mod tests {
 
     #[test]
     fn only_a_default_synced_at_this_generation_counts() {
-        let mut bp: BranchPipeline =
-            crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-                .remove(0)
-                .result
-                .expect("parses");
+        let mut bp: BranchPipeline = crate::fixtures::example();
         bp.metadata.generation = Some(3);
         bp.status = Some(crate::api::BranchPipelineStatus {
             synced_generation: Some(3),
@@ -376,11 +372,7 @@ mod tests {
     #[test]
     fn a_class_change_concerns_its_users_and_for_a_default_the_unnamed() {
         let bp = |name: &str, class: Option<&str>| {
-            let mut bp =
-                crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-                    .remove(0)
-                    .result
-                    .expect("parses");
+            let mut bp = crate::fixtures::example();
             bp.metadata.name = Some(name.into());
             bp.spec.class_name = class.map(str::to_string);
             Arc::new(bp)

@@ -113,13 +113,10 @@ mod tests {
     use crate::aws::{AwsApi, Retry};
     use crate::reconcile::outcome::{Managed, Next};
     use crate::reconcile::policy::{Defaults, settings};
-    use crate::{manifest, render};
+    use crate::render;
 
     async fn seeded() -> (FakeAws, BranchPipeline, BranchPipelineStatus) {
-        let bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
+        let bp = crate::fixtures::example();
         let aws = FakeAws::default();
         let desired = render::compile(&bp).expect("renders");
         let mut status = BranchPipelineStatus::default();

@@ -228,13 +228,10 @@ mod tests {
     use crate::aws::fake::FakeAws;
     use crate::reconcile::outcome::Next;
     use crate::reconcile::policy::{Defaults, Settings, settings};
-    use crate::{manifest, render};
+    use crate::render;
 
     fn example() -> BranchPipeline {
-        let mut bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
+        let mut bp = crate::fixtures::example();
         bp.metadata.generation = Some(1);
         bp
     }

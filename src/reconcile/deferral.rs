@@ -407,10 +407,7 @@ mod tests {
     }
 
     fn declaration(name: &str) -> PipelineDeclaration {
-        let bp = crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("parses");
+        let bp = crate::fixtures::example();
         let mut declaration = crate::render::compile(&bp).expect("renders").pipelines[0]
             .pipeline
             .clone();
@@ -426,12 +423,7 @@ mod tests {
     }
 
     fn policy(when_running: WhenRunning, max_wait: &str) -> Policy {
-        let mut spec: BranchPipelineSpec =
-            crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-                .remove(0)
-                .result
-                .expect("the example parses")
-                .spec;
+        let mut spec: BranchPipelineSpec = crate::fixtures::example().spec;
         spec.update_policy = Some(UpdatePolicy {
             when_running,
             max_wait: Some(max_wait.into()),
@@ -628,11 +620,7 @@ mod tests {
 
     #[test]
     fn max_wait_defaults_to_an_hour() {
-        let spec = crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("parses")
-            .spec;
+        let spec = crate::fixtures::example().spec;
         assert_eq!(Policy::of(&spec), Policy::default());
         assert_eq!(
             policy(WhenRunning::Wait, "90s").max_wait,
@@ -656,10 +644,7 @@ mod tests {
     }
 
     fn settings() -> crate::reconcile::policy::Settings {
-        let bp = crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("parses");
+        let bp = crate::fixtures::example();
         crate::reconcile::policy::settings(
             &bp,
             crate::reconcile::policy::Defaults {

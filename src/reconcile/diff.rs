@@ -223,14 +223,10 @@ pub fn tag_change(pipeline: &str, arn: &str, desired: &[Tag], seen: &[Tag]) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{manifest, render};
+    use crate::render;
 
     fn desired() -> DesiredState {
-        let bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("present in the fixture");
-        render::compile(&bp).expect("present in the fixture")
+        crate::fixtures::example_desired()
     }
 
     const OWNER: Owner<'static> = Owner {

@@ -213,14 +213,10 @@ fn prefix(base: &str) -> String {
 mod tests {
     use super::*;
     use crate::aws::fake::FakeAws;
-    use crate::{manifest, render};
+    
 
     fn desired() -> DesiredState {
-        let bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
-        render::compile(&bp).expect("renders")
+        crate::fixtures::example_desired()
     }
 
     async fn created(desired: &DesiredState) -> (FakeAws, Owned) {

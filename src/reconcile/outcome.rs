@@ -482,16 +482,13 @@ mod tests {
     use super::*;
     use crate::aws::Retry;
     use crate::reconcile::policy::{Defaults, settings};
-    use crate::{manifest, render};
+    use crate::render;
 
     const NOW: &str = "2026-11-27T10:00:00Z";
     const RESYNC: Duration = Duration::from_secs(600);
 
     fn example(annotations: &[(&str, &str)]) -> BranchPipeline {
-        let mut bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
+        let mut bp = crate::fixtures::example();
         bp.metadata.generation = Some(3);
         bp.metadata.annotations = Some(
             annotations

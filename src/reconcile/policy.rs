@@ -220,7 +220,7 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
+    
 
     const DEFAULTS: Defaults = Defaults {
         resync_interval: Duration::from_secs(600),
@@ -228,10 +228,7 @@ mod tests {
     };
 
     fn example(annotations: &[(&str, &str)]) -> BranchPipeline {
-        let mut bp = manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-            .remove(0)
-            .result
-            .expect("the example parses");
+        let mut bp = crate::fixtures::example();
         bp.metadata.annotations = Some(
             annotations
                 .iter()

@@ -67,11 +67,7 @@ mod tests {
     use crate::validate::FieldError;
 
     fn example() -> BranchPipeline {
-        let mut bp =
-            crate::manifest::parse_documents(include_str!("../../examples/orders-api.yaml"))
-                .remove(0)
-                .result
-                .expect("the example parses");
+        let mut bp = crate::fixtures::example();
         bp.metadata.generation = Some(2);
         bp
     }
