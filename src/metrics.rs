@@ -380,6 +380,16 @@ mod tests {
         m.set_managed("a/b", Some((2, 8)));
         m.set_managed("c/d", Some((1, 4)));
         m.set_managed("c/d", None);
+        let held = |newly_deferred, secs: Option<u64>, cancelled_executions| {
+            crate::reconcile::outcome::UpdateReport {
+                newly_deferred,
+                oldest_wait: secs.map(Duration::from_secs),
+                cancelled_executions,
+            }
+        };
+        m.record_updates("a/b", &held(2, Some(90), 0));
+        m.record_updates("c/d", &held(1, Some(30), 0));
+        m.record_updates("a/b", &held(0, None, 3));
         let text = m.encode();
         for needle in [
             "branchpipeline_reconciles_total{result=\"ok\"} 1",
@@ -391,6 +401,10 @@ mod tests {
             "branchpipeline_managed_pipelines 2",
             "branchpipeline_managed_projects 8",
             "branchpipeline_leader 0",
+            "branchpipeline_pipeline_updates_deferred_total 3",
+            "branchpipeline_executions_cancelled_total 3",
+            // a/b's wait ended; c/d's is the oldest still held.
+            "branchpipeline_pipeline_update_deferral_age_seconds 30",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

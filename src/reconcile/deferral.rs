@@ -177,6 +177,11 @@ pub fn decide(
 }
 
 /// How long since `since`; zero when either time does not parse.
+/// How long the longest-held of `held` has waited; `None` when nothing is held.
+pub fn oldest_wait(held: &[PendingUpdate], now: &str) -> Option<Duration> {
+    held.iter().map(|p| waited(&p.since, now)).max()
+}
+
 fn waited(since: &str, now: &str) -> Duration {
     let (Ok(since), Ok(now)) = (
         since.parse::<jiff::Timestamp>(),
@@ -240,11 +245,7 @@ pub fn report(
             .any(|p| p.pipeline == d.pipeline)
     };
     out.updates.newly_deferred = deferral.deferred.iter().filter(|d| !was_held(d)).count();
-    out.updates.oldest_wait = deferral
-        .deferred
-        .iter()
-        .map(|p| waited(&p.since, f.now))
-        .max();
+    out.updates.oldest_wait = oldest_wait(&deferral.deferred, f.now);
     if matches!(out.next, Next::Fail(_)) {
         // The failure's own conditions say more; the deferral is reported once it is past.
         return;

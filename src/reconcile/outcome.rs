@@ -150,6 +150,9 @@ pub fn aws_failed(f: &Facts<'_>, step: Step, error: AwsError, done: &[Change]) -
         );
     }
     out.next = Next::Fail(Error::aws(step)(error));
+    // A pass that failed before deciding (observe) leaves the held updates held: their age
+    // stays on the gauge.
+    out.updates.oldest_wait = super::deferral::oldest_wait(&f.previous.pending_updates, f.now);
     with_annotations(f, out)
 }
 
@@ -635,6 +638,28 @@ mod tests {
         );
         assert!(out.events.is_empty());
         assert!(matches!(&out.next, Next::Fail(e) if e.is_retryable() && e.step() == Step::Apply));
+        assert_eq!(out.updates.oldest_wait, None, "nothing was held");
+    }
+
+    #[test]
+    fn a_failed_pass_keeps_the_age_of_updates_still_held() {
+        let bp = example(&[]);
+        let s = settings_of(&bp);
+        let previous = BranchPipelineStatus {
+            pending_updates: vec![crate::api::PendingUpdate {
+                pipeline: "p".into(),
+                since: "2026-01-01T00:00:00Z".into(),
+                executions: vec!["e1".into()],
+            }],
+            ..Default::default()
+        };
+        let f = Facts {
+            now: "2026-01-01T00:02:00Z",
+            ..facts(3, &previous, &s)
+        };
+        let error = aws_error("ThrottlingException", Retry::Retryable);
+        let out = aws_failed(&f, Step::Observe, error, &[]);
+        assert_eq!(out.updates.oldest_wait, Some(Duration::from_secs(120)));
     }
 
     #[test]
