@@ -199,11 +199,8 @@ impl Context {
 
     /// What the AWS half of a reconcile reads with.
     fn reads(&self, bp: &BranchPipeline) -> sync::Reads<'_> {
-        // A spec AWS does not have yet is an edit someone waits for; resyncs can wait.
-        let edited =
-            bp.metadata.generation != bp.status.as_ref().and_then(|s| s.observed_generation);
         sync::Reads {
-            aws: if edited {
+            aws: if is_edit(bp, &self.settings(bp)) {
                 self.edit_aws.as_ref()
             } else {
                 self.aws.as_ref()
@@ -231,6 +228,16 @@ impl Context {
             },
         )
     }
+}
+
+/// Whether someone waits on this reconcile: a spec AWS does not have yet, or a new
+/// `update-now` value. Those take the rate limiter's edit lane; resyncs (and a class's roll-out
+/// to its users) can wait behind them.
+fn is_edit(bp: &BranchPipeline, settings: &Settings) -> bool {
+    let status = bp.status.as_ref();
+    let new_update_now = settings.update_now.is_some()
+        && settings.update_now.as_ref() != status.and_then(|s| s.update_now.as_ref());
+    bp.metadata.generation != status.and_then(|s| s.observed_generation) || new_update_now
 }
 
 fn key(bp: &BranchPipeline) -> String {
@@ -371,6 +378,34 @@ mod tests {
         assert_eq!(panic_message(s.as_ref()), "bang");
         let s: Box<dyn std::any::Any + Send> = Box::new(7u8);
         assert_eq!(panic_message(s.as_ref()), "panic with a non-string payload");
+    }
+
+    #[test]
+    fn spec_edits_and_new_update_now_values_are_edits() {
+        let mut bp = crate::fixtures::example();
+        bp.metadata.generation = Some(2);
+        let settings_of = |bp: &BranchPipeline| {
+            policy::settings(
+                bp,
+                Defaults {
+                    resync_interval: Duration::from_secs(600),
+                    deletion_policy: None,
+                },
+            )
+        };
+        assert!(is_edit(&bp, &settings_of(&bp)), "never observed");
+        bp.status = Some(BranchPipelineStatus {
+            observed_generation: Some(2),
+            ..Default::default()
+        });
+        assert!(!is_edit(&bp, &settings_of(&bp)), "a resync");
+        bp.metadata.annotations =
+            Some([(annotations::UPDATE_NOW.to_string(), "t1".to_string())].into());
+        assert!(is_edit(&bp, &settings_of(&bp)), "a new update-now value");
+        if let Some(status) = bp.status.as_mut() {
+            status.update_now = Some("t1".into());
+        }
+        assert!(!is_edit(&bp, &settings_of(&bp)), "acted on already");
     }
 
     #[tokio::test]

@@ -287,11 +287,10 @@ pub fn is_settled(bp: &BranchPipeline, settings: &Settings, class: Option<&Class
         && status.synced_class.as_ref() == class
 }
 
-/// Drift is a change to something that existed while the spec stayed as it was last synced.
-/// A spec edit applied after a failure is not drift, even though the failure path recorded
-/// the new generation as observed.
-/// A change is drift only when AWS was last brought in line with this very spec and class:
-/// after a spec or class edit, the changes are the edit's.
+/// Drift is a change to something that existed while the spec and class stayed as AWS was last
+/// brought in line with them: after a spec or class edit, the changes are the edit's. A spec
+/// edit applied after a failure is not drift, even though the failure path recorded the new
+/// generation as observed.
 fn is_drift(f: &Facts<'_>, plan: &Plan) -> bool {
     plan.changes_existing()
         && f.generation.is_some()
