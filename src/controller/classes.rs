@@ -19,6 +19,7 @@ use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::Context;
+use super::busy::Busy;
 use crate::api::{BranchPipeline, BranchPipelineClass, ClassRef};
 use crate::class::{self, ClassChange, Compiled, Seen};
 use crate::reconcile::error::{Error, Step};
@@ -208,17 +209,28 @@ fn changes(seen: &mut Seen, event: &watcher::Event<BranchPipelineClass>) -> Vec<
     }
 }
 
-/// The resources of `reader` each change concerns, as reconcile requests.
+/// The resources of `reader` each change concerns, as reconcile requests, fed in only while
+/// fewer than `limit` reconciles run (see [`super::busy`]).
 pub(super) fn users_of(
     changes: UnboundedReceiver<ClassChange>,
     reader: Store<BranchPipeline>,
+    busy: Arc<Busy>,
+    limit: usize,
 ) -> impl Stream<Item = ObjectRef<BranchPipeline>> + Send + 'static {
-    changes.flat_map(move |change| {
-        let resources = reader.state();
-        let refs: Vec<ObjectRef<BranchPipeline>> = class::users(&change, &resources)
-            .map(|bp| ObjectRef::from_obj(bp.as_ref()))
-            .collect();
-        debug!(class = %change.name, users = refs.len(), "class users");
-        futures::stream::iter(refs)
-    })
+    changes
+        .flat_map(move |change| {
+            let resources = reader.state();
+            let refs: Vec<ObjectRef<BranchPipeline>> = class::users(&change, &resources)
+                .map(|bp| ObjectRef::from_obj(bp.as_ref()))
+                .collect();
+            debug!(class = %change.name, users = refs.len(), "class users");
+            futures::stream::iter(refs)
+        })
+        .then(move |user| {
+            let busy = busy.clone();
+            async move {
+                busy.room(limit).await;
+                user
+            }
+        })
 }

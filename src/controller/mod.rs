@@ -24,6 +24,7 @@ use crate::reconcile::outcome;
 use crate::reconcile::policy::{self, Defaults, Settings};
 use crate::render::MANAGER;
 
+mod busy;
 mod classes;
 mod cleanup;
 mod effects;
@@ -99,6 +100,8 @@ pub struct Context {
     pub reporter: Option<Arc<crate::github::reporter::Reporter>>,
     /// The BranchPipelineClasses, as the class watch caches them.
     classes: classes::Classes,
+    /// BranchPipeline reconciles running now: a class's roll-out leaves room for edits.
+    busy: Arc<busy::Busy>,
 }
 
 impl Context {
@@ -126,6 +129,7 @@ impl Context {
             seen: Mutex::default(),
             reporter: None,
             classes: classes::Classes::default(),
+            busy: Arc::default(),
         }
     }
 
@@ -248,6 +252,7 @@ pub async fn reconcile(bp: Arc<BranchPipeline>, ctx: Arc<Context>) -> Result<Act
     let namespace = bp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let span = info_span!("reconcile", namespace = %namespace, name = %bp.name_any(), generation = bp.metadata.generation);
     async move {
+        let _running = ctx.busy.start();
         if let Some(slot) = ctx.defer_first(&bp).await {
             debug!(
                 in_s = slot.as_secs(),
