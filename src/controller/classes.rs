@@ -210,13 +210,14 @@ fn changes(seen: &mut Seen, event: &watcher::Event<BranchPipelineClass>) -> Vec<
 }
 
 /// The resources of `reader` each change concerns, as reconcile requests, fed in only while
-/// fewer than `limit` reconciles run (see [`super::busy`]).
+/// slots are left for edits (see [`super::busy`]).
 pub(super) fn users_of(
     changes: UnboundedReceiver<ClassChange>,
     reader: Store<BranchPipeline>,
-    busy: Arc<Busy>,
-    limit: usize,
-) -> impl Stream<Item = ObjectRef<BranchPipeline>> + Send + 'static {
+    ctx: &Context,
+) -> impl Stream<Item = ObjectRef<BranchPipeline>> + Send + use<> {
+    let busy: Arc<Busy> = ctx.busy.clone();
+    let limit = super::busy::rollout_limit(ctx.config.max_concurrent_reconciles);
     changes
         .flat_map(move |change| {
             let resources = reader.state();

@@ -71,12 +71,7 @@ pub async fn run(
             synced.clone(),
             shutdown.clone(),
         );
-        let class_users = classes::users_of(
-            class_changes,
-            cache.0.clone(),
-            ctx.busy.clone(),
-            super::busy::rollout_limit(ctx.config.max_concurrent_reconciles),
-        );
+        let class_users = classes::users_of(class_changes, cache.0.clone(), &ctx);
         async move {
             let on_synced = move || {
                 // Ready once every watch has listed its namespace completely.
