@@ -12,7 +12,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use branchpipeline::api::*;
 use branchpipeline::aws::AwsApi;
 use kube::api::{Api, PostParams};
@@ -421,5 +421,61 @@ async fn update_now_forces_a_held_update_once() -> Result<()> {
         phase_of(&h, "prod-2").await?,
         Some(RunPhase::AwaitingApproval)
     );
+    Ok(())
+}
+
+/// The projects `bp` renders whose name holds `part`.
+fn projects_named(bp: &BranchPipeline, part: &str) -> Result<Vec<String>> {
+    let desired = branchpipeline::render::compile(bp).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(desired
+        .projects
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| n.contains(part))
+        .collect())
+}
+
+/// Dropping prod's own deploy settings moves the production pipeline to the shared deploy
+/// project, an update held while a release waits at prod's approval. Prod's own project is
+/// what that release runs after the approval: it stays until the held update is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_update_keeps_the_project_its_release_still_runs() -> Result<()> {
+    let h = world("upd-keep").await?;
+    let mut bp = example(&h);
+    for env in bp.spec.environments.iter_mut().filter(|e| e.name == "prod") {
+        env.deploy = Some(serde_json::from_value(
+            serde_json::json!({"computeType": "BUILD_GENERAL1_MEDIUM"}),
+        )?);
+    }
+    let own = projects_named(&bp, "deploy-prod")?;
+    ensure!(own.len() == 1, "{own:?}");
+    h.apply(&bp).await?;
+    h.wait_ready(NAME).await?;
+    let exists = || async { Ok::<_, anyhow::Error>(!h.aws.get_projects(&own).await?.is_empty()) };
+    ensure!(exists().await?, "prod's own deploy project");
+    prod_release_waiting(&h, "prod-1").await?;
+
+    for env in bp.spec.environments.iter_mut().filter(|e| e.name == "prod") {
+        env.deploy = None;
+    }
+    ensure!(projects_named(&bp, "deploy-prod")?.is_empty());
+    apply_and_wait_pending(&h, &bp).await?;
+    tokio::time::sleep(HOLD).await;
+    ensure!(
+        exists().await?,
+        "deleted while the release that runs it waits:\n{}",
+        h.logs()
+    );
+
+    h.bed.approve(&production(&h), "deploy-prod").await?;
+    wait_phase(&h, "prod-1", RunPhase::Succeeded).await?;
+    wait::until(
+        "prod's own project deleted with the update",
+        TIMEOUT,
+        || async { Ok(Check::passed(!exists().await?, || own.join(", "))) },
+    )
+    .await?;
+    let bp = h.api.get(NAME).await?;
+    ensure!(!pending(&bp), "{:?}", bp.status);
     Ok(())
 }
