@@ -10,13 +10,16 @@ use super::status::Condition;
 /// A full commit SHA: a run pins exactly what it deploys.
 pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
 
-/// Deploy one environment of a BranchPipeline from a branch (and commit). The spec is
-/// immutable: the controller records the generation it accepted and ignores later changes,
+/// Deploy one environment of a BranchPipeline from a branch (and commit). The API server lets
+/// the spec be edited, but the run does not change once the controller has accepted or
+/// rejected it: the controller records what it judged in status (`branchPipeline`,
+/// `environment`, `branch`, `observedGeneration`), acts only on that, and reports a later edit
 /// with a Warning event and a `SpecChangeIgnored` condition, because the execution it started
 /// cannot change.
-// No CEL rule enforces this at admission: kube-apiserver before 1.25 refuses
+// No CEL rule enforces immutability at admission: kube-apiserver before 1.25 refuses
 // `x-kubernetes-validations` under server-side apply, which would make the CRD uninstallable
-// there.
+// there. So the printer columns, retention and cleanup read the recorded status and the owner
+// reference, never the spec.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "branchpipeline.dev",
@@ -26,8 +29,8 @@ pub const COMMIT_PATTERN: &str = "^[0-9a-f]{40}$";
     shortname = "bplrun",
     namespaced,
     status = "BranchPipelineRunStatus",
-    printcolumn = r#"{"name":"BranchPipeline","type":"string","jsonPath":".spec.branchPipeline"}"#,
-    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
+    printcolumn = r#"{"name":"BranchPipeline","type":"string","jsonPath":".status.branchPipeline"}"#,
+    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".status.environment"}"#,
     printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".status.branch"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -55,7 +58,7 @@ pub struct BranchPipelineRunSpec {
 /// Where a run is.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RunPhase {
-    /// Accepted, not started yet.
+    /// Accepted, not started yet: StartPipelineExecution failed and is retried.
     Pending,
     /// Refused before any AWS call; the message names the field.
     Rejected,
@@ -104,13 +107,21 @@ pub struct BranchPipelineRunStatus {
     /// Why the run is where it is: the rejected field and the fix, or the failed stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The CodePipeline pipeline started.
+    /// The BranchPipeline the controller judged the run against, recorded with its verdict:
+    /// later edits of `spec.branchPipeline` change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_pipeline: Option<String>,
+    /// The environment the controller judged the run for, recorded likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The CodePipeline pipeline started (or to start, while Pending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<String>,
     /// The CodePipeline execution started; there is never more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
-    /// The branch built (the spec's, or its default).
+    /// The branch built (the spec's, or its default); on a rejected run, the branch asked for
+    /// when one was given or resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     /// The commit built, as the execution's source revision reports it.
@@ -128,7 +139,7 @@ pub struct BranchPipelineRunStatus {
     /// `Accepted` and `Succeeded` (Unknown while it runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// The generation the controller accepted; later spec changes are ignored.
+    /// The generation the controller accepted or rejected; later spec changes are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -145,4 +156,33 @@ pub struct RunStage {
     /// What the failed action reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+
+    /// The spec can be edited after the verdict (nothing enforces immutability at admission),
+    /// so `kubectl get bplrun` must show what the controller recorded, not the spec.
+    #[test]
+    fn printer_columns_read_what_was_judged_not_the_editable_spec() {
+        let crd = BranchPipelineRun::crd();
+        let columns: Vec<(String, String)> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| (c.name.clone(), c.json_path.clone()))
+            .collect();
+        let expected = [
+            ("BranchPipeline", ".status.branchPipeline"),
+            ("Environment", ".status.environment"),
+            ("Branch", ".status.branch"),
+            ("Phase", ".status.phase"),
+            ("Age", ".metadata.creationTimestamp"),
+        ]
+        .map(|(n, p)| (n.to_string(), p.to_string()));
+        assert_eq!(columns, expected);
+    }
 }

@@ -15,9 +15,7 @@ use super::{Context, effects, now};
 use crate::api::*;
 use crate::aws::AwsApi;
 use crate::reconcile::error::{Error, Step};
-use crate::reconcile::events::EventSpec;
-use crate::reconcile::run::{self, Accepted, Observed, Target};
-use crate::reconcile::status::set_condition;
+use crate::reconcile::run::{self, Accepted, History, Observed, Target};
 use crate::render::MANAGER;
 
 pub async fn reconcile(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -28,8 +26,8 @@ pub async fn reconcile(run: Arc<BranchPipelineRun>, ctx: Arc<Context>) -> Result
         if !selected(&ctx, &run, &namespace).await? {
             return Ok(Action::await_change());
         }
+        let run = note_spec_change(&ctx, &runs, &run).await?;
         let status = run.status.clone().unwrap_or_default();
-        ignore_spec_changes(&ctx, &runs, &run).await?;
         match (status.phase, status.execution_id.as_deref()) {
             (Some(phase), _) if phase.is_finished() => Ok(Action::await_change()),
             (_, Some(execution)) => follow(&ctx, &runs, &run, execution).await,
@@ -47,16 +45,20 @@ async fn selected(ctx: &Context, run: &BranchPipelineRun, namespace: &str) -> Re
     }
     let bps: Api<BranchPipeline> = Api::namespaced(ctx.client.clone(), namespace);
     let bp = bps
-        .get_opt(&run.spec.branch_pipeline)
+        .get_opt(run::branch_pipeline_of(run))
         .await
-        .map_err(Error::kube(Step::StartRun))?;
+        .map_err(Error::kube(run::step_of(run)))?;
     // A run naming no BranchPipeline matches no selector: only a process without one rejects
     // it; when every process has a selector, such a run stays without a status.
     Ok(bp.is_some_and(|bp| ctx.config.scope.selects(bp.metadata.labels.as_ref())))
 }
 
-pub fn error_policy(run: Arc<BranchPipelineRun>, error: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(run = %run.name_any(), error = %error, step = error.step().as_str(), "run reconcile failed; retrying");
+/// Backs off, and counts the failure by step and class as the BranchPipeline controller does
+/// (`branchpipeline_reconcile_failures_total`).
+pub fn error_policy(run: Arc<BranchPipelineRun>, error: &Error, ctx: Arc<Context>) -> Action {
+    let step = error.step().as_str();
+    ctx.metrics.reconcile_failed(step, error.class());
+    warn!(run = %run.name_any(), error = %error, step, "run reconcile failed; retrying");
     if error.is_retryable() {
         Action::requeue(Duration::from_secs(5))
     } else {
@@ -64,13 +66,70 @@ pub fn error_policy(run: Arc<BranchPipelineRun>, error: &Error, _ctx: Arc<Contex
     }
 }
 
-/// Observe the BranchPipeline → accept or reject → start at most once.
+/// A spec edited after the verdict: report it (decided by [`run::spec_change`]) and go on with
+/// the status as written, so that later writes keep the condition.
+async fn note_spec_change(
+    ctx: &Context,
+    runs: &Api<BranchPipelineRun>,
+    run: &BranchPipelineRun,
+) -> Result<BranchPipelineRun, Error> {
+    let Some((status, event)) = run::spec_change(run, &now()) else {
+        return Ok(run.clone());
+    };
+    write_status(runs, run, &status).await?;
+    effects::publish(ctx, run, &[event]).await;
+    Ok(with_status(run, status))
+}
+
+fn with_status(run: &BranchPipelineRun, status: BranchPipelineRunStatus) -> BranchPipelineRun {
+    let mut next = run.clone();
+    next.status = Some(status);
+    next
+}
+
+/// Accept (or resume what was accepted) → start at most once → record it.
 async fn start(
     ctx: &Context,
     runs: &Api<BranchPipelineRun>,
     run: &BranchPipelineRun,
     namespace: &str,
 ) -> Result<Action, Error> {
+    let accepted = match run::accepted_before(run) {
+        Some(accepted) => accepted,
+        None => match judge(ctx, runs, run, namespace).await? {
+            Some(accepted) => accepted,
+            None => return Ok(Action::await_change()),
+        },
+    };
+    let now = now();
+    let execution = match start_execution(ctx.edit_aws.as_ref(), &accepted).await {
+        Ok(execution) => execution,
+        Err(e) => {
+            let (status, events) = run::start_failed(run, &accepted, &e.to_string(), &now);
+            write_status(runs, run, &status).await?;
+            effects::publish(ctx, run, &events).await;
+            return Err(e);
+        }
+    };
+    info!(pipeline = %accepted.start.pipeline, execution = %execution, "run started");
+    let (status, event) = run::started(run, &accepted, &execution, &now);
+    write_status(runs, run, &status).await?;
+    effects::publish(ctx, run, &[event]).await;
+    Ok(Action::requeue(run::poll_interval(
+        RunPhase::InProgress,
+        Duration::ZERO,
+    )))
+}
+
+/// Observe the BranchPipeline → accept or reject. The BranchPipeline, if it exists, owns the
+/// run either way, so it holds the run's history and its deletion deletes the run. A rejection
+/// is final: it is written, and the history trimmed, here; `None` then.
+async fn judge(
+    ctx: &Context,
+    runs: &Api<BranchPipelineRun>,
+    run: &BranchPipelineRun,
+    namespace: &str,
+) -> Result<Option<Accepted>, Error> {
     let bps: Api<BranchPipeline> = Api::namespaced(ctx.client.clone(), namespace);
     let bp = bps
         .get_opt(&run.spec.branch_pipeline)
@@ -84,39 +143,21 @@ async fn start(
         bp,
         rendered: rendered.as_ref().map(|c| (&c.spec, &c.desired)),
     });
-    let mut status = run.status.clone().unwrap_or_default();
-    let now = now();
-    let generation = run.metadata.generation;
-    let accepted = match run::accept(run, target) {
-        Ok(accepted) => accepted,
-        Err(rejection) => {
-            info!(reason = %rejection, "run rejected");
-            let event = run::rejected(&mut status, &rejection, generation, &now);
-            effects::publish(ctx, run, &[event]).await;
-            write_status(runs, run, &status).await?;
-            return Ok(Action::await_change());
-        }
+    let verdict = run::accept(run, target);
+    let run = match &bp {
+        Some(bp) => own(runs, run, bp).await?,
+        None => run.clone(),
     };
-    if let Some(bp) = &bp {
-        own(runs, run, bp).await?;
-    }
-    let execution = match start_execution(ctx.edit_aws.as_ref(), &accepted).await {
-        Ok(execution) => execution,
-        Err(e) => {
-            status.phase = Some(RunPhase::Pending);
-            status.message = Some(format!("could not start yet: {e}; retrying"));
-            write_status(runs, run, &status).await?;
-            return Err(e);
-        }
+    let rejection = match verdict {
+        Ok(accepted) => return Ok(Some(accepted)),
+        Err(rejection) => rejection,
     };
-    info!(pipeline = %accepted.start.pipeline, execution = %execution, "run started");
-    let event = run::started(&mut status, &accepted, &execution, generation, &now);
-    write_status(runs, run, &status).await?;
-    effects::publish(ctx, run, &[event]).await;
-    Ok(Action::requeue(run::poll_interval(
-        RunPhase::InProgress,
-        Duration::ZERO,
-    )))
+    info!(reason = %rejection, "run rejected");
+    let (status, event) = run::rejected(&run, &rejection, &now());
+    write_status(runs, &run, &status).await?;
+    effects::publish(ctx, &run, &[event]).await;
+    trim_history(ctx, runs, &with_status(&run, status)).await?;
+    Ok(None)
 }
 
 async fn start_execution(aws: &dyn AwsApi, accepted: &Accepted) -> Result<String, Error> {
@@ -164,7 +205,7 @@ async fn follow(
     match poll {
         Some(after) => Ok(Action::requeue(after)),
         None => {
-            trim_history(ctx, runs, run).await?;
+            trim_history(ctx, runs, &with_status(run, next)).await?;
             Ok(Action::await_change())
         }
     }
@@ -178,121 +219,85 @@ fn age_of(start: Option<&str>, now: &str) -> Duration {
     }
 }
 
-/// The spec is immutable: a change made where the API server does not enforce that is ignored,
-/// with one Warning per generation.
-async fn ignore_spec_changes(
-    ctx: &Context,
-    runs: &Api<BranchPipelineRun>,
-    run: &BranchPipelineRun,
-) -> Result<(), Error> {
-    const CONDITION: &str = "SpecChangeIgnored";
-    let mut status = run.status.clone().unwrap_or_default();
-    let (Some(accepted), Some(generation)) = (status.observed_generation, run.metadata.generation)
-    else {
-        return Ok(());
-    };
-    let reported = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == CONDITION && c.observed_generation == Some(generation));
-    if accepted == generation || reported {
-        return Ok(());
-    }
-    let message = format!(
-        "the spec changed after generation {accepted} was accepted; a BranchPipelineRun cannot change, so this one keeps what it started; create a new run instead"
-    );
-    set_condition(
-        &mut status.conditions,
-        CONDITION,
-        true,
-        "Immutable",
-        &message,
-        Some(generation),
-        &now(),
-    );
-    write_status(runs, run, &status).await?;
-    effects::publish(
-        ctx,
-        run,
-        &[EventSpec::warning("SpecChangeIgnored", message)],
-    )
-    .await;
-    Ok(())
-}
-
 /// An owner reference to the BranchPipeline, so a cluster's garbage collector removes the run
-/// with it (the controller's cleanup also deletes them, for clusters without one).
+/// with it (the controller's cleanup also deletes them, for clusters without one). Returns the
+/// run with it.
 async fn own(
     runs: &Api<BranchPipelineRun>,
     run: &BranchPipelineRun,
     bp: &BranchPipeline,
-) -> Result<(), Error> {
+) -> Result<BranchPipelineRun, Error> {
     let Some(owner) = bp.controller_owner_ref(&()) else {
-        return Ok(());
+        return Ok(run.clone());
     };
-    if run.owner_references().iter().any(|o| o.uid == owner.uid) {
-        return Ok(());
+    if run::owned_by(run, &owner.uid) {
+        return Ok(run.clone());
     }
     let patch = json!({"metadata": {"ownerReferences": [owner]}});
-    runs.patch(
-        &run.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::kube(Step::StartRun))?;
-    Ok(())
+    let patched = runs
+        .patch(
+            &run.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::kube(Step::StartRun))?;
+    let mut run = run.clone();
+    run.metadata.owner_references = patched.metadata.owner_references;
+    Ok(run)
 }
 
-/// Keeps the newest `runHistoryLimit` finished runs of the run's BranchPipeline.
+/// Keeps the newest `runHistoryLimit` finished runs of the finished `run`'s history (see
+/// [`History`]). Called whenever a run finishes, rejected ones included; a trim that fails is
+/// caught up by the next run of the same history to finish, as each trim covers all of it.
 async fn trim_history(
     ctx: &Context,
     runs: &Api<BranchPipelineRun>,
     run: &BranchPipelineRun,
 ) -> Result<(), Error> {
-    let namespace = run.namespace().unwrap_or_default();
-    let bps: Api<BranchPipeline> = Api::namespaced(ctx.client.clone(), &namespace);
-    let limit = bps
-        .get_opt(&run.spec.branch_pipeline)
-        .await
-        .map_err(Error::kube(Step::FollowRun))?
-        .and_then(|bp| bp.spec.run_history_limit)
-        .unwrap_or(DEFAULT_RUN_HISTORY_LIMIT);
-    let finished: Vec<(String, String)> = runs
+    let Some(history) = run::history_of(run) else {
+        return Ok(());
+    };
+    let limit = match history {
+        History::Owned { uid, name } => {
+            let bps: Api<BranchPipeline> =
+                Api::namespaced(ctx.client.clone(), &run.namespace().unwrap_or_default());
+            bps.get_opt(&name)
+                .await
+                .map_err(Error::kube(Step::Cleanup))?
+                .filter(|bp| bp.uid() == Some(uid.clone()))
+                .and_then(|bp| bp.spec.run_history_limit)
+                .unwrap_or(DEFAULT_RUN_HISTORY_LIMIT)
+        }
+        History::Unowned { .. } => DEFAULT_RUN_HISTORY_LIMIT,
+    };
+    let all = runs
         .list(&ListParams::default())
         .await
-        .map_err(Error::kube(Step::FollowRun))?
-        .items
-        .into_iter()
-        .filter(|r| r.spec.branch_pipeline == run.spec.branch_pipeline)
-        .filter_map(|r| {
-            let status = r.status.as_ref()?;
-            status.phase.filter(|p| p.is_finished())?;
-            Some((r.name_any(), status.completion_time.clone()?))
-        })
-        .collect();
+        .map_err(Error::kube(Step::Cleanup))?
+        .items;
     let keep = usize::try_from(limit).unwrap_or(usize::MAX);
-    for name in run::beyond_history(finished, keep) {
+    for name in run::to_trim(run, &all, keep).unwrap_or_default() {
         info!(run = %name, limit, "deleting a run beyond the history limit");
         delete_run(runs, &name)
             .await
-            .map_err(Error::kube(Step::FollowRun))?;
+            .map_err(Error::kube(Step::Cleanup))?;
     }
     Ok(())
 }
 
-/// Deletes every run of `bp`: part of its cleanup.
+/// Deletes every run of `bp` (see [`run::belongs_to`]): part of its cleanup.
 pub(super) async fn delete_runs_of(ctx: &Context, bp: &BranchPipeline) -> Result<usize, Error> {
     let namespace = bp.namespace().unwrap_or_default();
     let runs: Api<BranchPipelineRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let name = bp.name_any();
+    let (name, uid) = (bp.name_any(), bp.uid().unwrap_or_default());
     let mine: Vec<String> = runs
         .list(&ListParams::default())
         .await
         .map_err(Error::kube(Step::Cleanup))?
         .items
         .into_iter()
-        .filter(|r| r.spec.branch_pipeline == name)
+        .filter(|r| run::belongs_to(r, &name, &uid))
         .map(|r| r.name_any())
         .collect();
     for run in &mine {
@@ -338,6 +343,91 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::fake::FakeAws;
+    use crate::aws::{AwsError, Retry};
+    use crate::metrics::Metrics;
+    use crate::shard::LabelSelector;
+
+    /// A context whose Kubernetes client points at a port nothing listens on: every API call
+    /// fails at once, as when the API server is unreachable.
+    fn unreachable(selector: Option<&str>) -> Arc<Context> {
+        // As `main` does: kube's client needs a process-wide TLS provider, even for http.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let uri = "http://127.0.0.1:1".parse().expect("a URI");
+        let client = kube::Client::try_from(kube::Config::new(uri)).expect("a client");
+        let mut config = super::super::Config::default();
+        config.scope.selector = selector.map(|s| LabelSelector::parse(s).expect("a selector"));
+        let aws = Arc::new(FakeAws::default());
+        Arc::new(Context::new(client, aws, config, Arc::new(Metrics::new())))
+    }
+
+    fn a_run(following: bool) -> Arc<BranchPipelineRun> {
+        let mut run = BranchPipelineRun::new(
+            "prod-1",
+            BranchPipelineRunSpec {
+                branch_pipeline: "orders-api".into(),
+                environment: "prod".into(),
+                branch: None,
+                commit: None,
+            },
+        );
+        run.metadata.namespace = Some("team-orders".into());
+        if following {
+            run.status = Some(BranchPipelineRunStatus {
+                phase: Some(RunPhase::InProgress),
+                execution_id: Some("e1".into()),
+                ..BranchPipelineRunStatus::default()
+            });
+        }
+        Arc::new(run)
+    }
+
+    fn failures(ctx: &Context) -> Vec<String> {
+        ctx.metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("branchpipeline_reconcile_failures_total{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_run_failure_is_counted_by_step_and_class() {
+        let ctx = unreachable(None);
+        let denied = Error::aws(Step::StartRun)(AwsError {
+            operation: "StartPipelineExecution",
+            resource: Some("team-orders-orders-api".into()),
+            code: "AccessDeniedException".into(),
+            message: "not allowed".into(),
+            retry: Retry::Terminal,
+        });
+        error_policy(a_run(false), &denied, ctx.clone());
+        assert_eq!(
+            failures(&ctx),
+            [r#"branchpipeline_reconcile_failures_total{step="start run",class="terminal"} 1"#]
+        );
+    }
+
+    /// With `--selector`, every reconcile first reads the run's BranchPipeline. Its failure
+    /// belongs to the step the run is in: a followed run's is not a failure to start it.
+    #[tokio::test]
+    async fn a_failed_read_is_labelled_with_the_step_the_run_is_in() {
+        for (following, step) in [(false, "start run"), (true, "follow run")] {
+            let ctx = unreachable(Some("team=orders"));
+            let run = a_run(following);
+            let error = reconcile(run.clone(), ctx.clone())
+                .await
+                .expect_err("the API server is unreachable");
+            assert!(matches!(error, Error::Kube { .. }), "{error}");
+            error_policy(run, &error, ctx.clone());
+            assert_eq!(
+                failures(&ctx),
+                [format!(
+                    r#"branchpipeline_reconcile_failures_total{{step="{step}",class="retryable"}} 1"#
+                )]
+            );
+        }
+    }
 
     #[test]
     fn age_is_measured_from_the_start() {

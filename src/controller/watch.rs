@@ -129,7 +129,7 @@ async fn run_runs(
             let owned = in_scope(event, |run: &BranchPipelineRun| {
                 scope.owns(
                     &run.namespace().unwrap_or_default(),
-                    &run.spec.branch_pipeline,
+                    crate::reconcile::run::branch_pipeline_of(run),
                 )
             });
             futures::future::ready(owned)

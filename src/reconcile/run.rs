@@ -1,9 +1,14 @@
 //! BranchPipelineRun decisions. Pure: [`accept`] checks a run against its BranchPipeline before
-//! any AWS call and says what to start; [`progress`] turns what AWS reports about the execution
-//! into the run's status, events and next poll. The controller only observes and carries out.
+//! any AWS call and says what to start; [`rejected`], [`started`] and [`start_failed`] record
+//! the verdict; [`progress`] turns what AWS reports about the execution into the run's status,
+//! events and next poll; [`spec_change`] reports an edit made after the verdict; [`History`]
+//! says which runs a finished one is kept with. The controller only observes and carries out.
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::error::Step;
 use super::events::EventSpec;
 use super::status::set_condition;
 use crate::api::*;
@@ -19,12 +24,16 @@ use crate::validate::rules;
 
 pub const CONDITION_ACCEPTED: &str = "Accepted";
 pub const CONDITION_SUCCEEDED: &str = "Succeeded";
+pub const CONDITION_SPEC_CHANGE_IGNORED: &str = "SpecChangeIgnored";
 
 /// Why a run was refused, naming the field to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub field: &'static str,
     pub message: String,
+    /// The branch the run would have built, when the check got that far (for the Branch
+    /// column of a rejected run).
+    pub branch: Option<String>,
 }
 
 impl std::fmt::Display for Rejection {
@@ -36,6 +45,10 @@ impl std::fmt::Display for Rejection {
 /// What an accepted run starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
+    /// The BranchPipeline and environment accepted, recorded in status: the spec can be
+    /// edited afterwards, the run cannot change.
+    pub branch_pipeline: String,
+    pub environment: String,
     pub branch: String,
     pub start: StartRun,
 }
@@ -48,7 +61,39 @@ pub struct Target<'a> {
 }
 
 fn reject(field: &'static str, message: String) -> Rejection {
-    Rejection { field, message }
+    Rejection {
+        field,
+        message,
+        branch: None,
+    }
+}
+
+/// The BranchPipeline a run belongs to: the one recorded when the controller accepted or
+/// rejected it, else (not judged yet) the one its spec names. Nothing stops an edit of the
+/// spec at admission (a CEL transition rule needs kube-apiserver 1.25; see
+/// [`BranchPipelineRun`]), so after the verdict only the recorded name counts.
+pub fn branch_pipeline_of(run: &BranchPipelineRun) -> &str {
+    run.status
+        .as_ref()
+        .and_then(|s| s.branch_pipeline.as_deref())
+        .unwrap_or(&run.spec.branch_pipeline)
+}
+
+/// The environment a run deploys, recorded likewise.
+pub fn environment_of(run: &BranchPipelineRun) -> &str {
+    run.status
+        .as_ref()
+        .and_then(|s| s.environment.as_deref())
+        .unwrap_or(&run.spec.environment)
+}
+
+/// The step a failure belongs to, for logs and the failure metric: starting the run until an
+/// execution is recorded, following it after.
+pub fn step_of(run: &BranchPipelineRun) -> Step {
+    match run.status.as_ref().and_then(|s| s.execution_id.as_ref()) {
+        Some(_) => Step::FollowRun,
+        None => Step::StartRun,
+    }
 }
 
 /// Whether `bp` is Ready for its current generation: AWS matches this very spec.
@@ -82,16 +127,37 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
     let (env, pipeline) = environment(run, spec, desired)?;
     let source = source_branch(pipeline);
     let branch = resolve_branch(run, &env.branches, &source)?;
-    reachable(run, env, &branch, &source)?;
+    reachable(run, env, &branch, &source).map_err(|r| Rejection {
+        branch: Some(branch.clone()),
+        ..r
+    })?;
+    Ok(accepted(
+        run,
+        &pipeline.pipeline.name,
+        &env.name,
+        branch,
+        run.spec.commit.clone(),
+    ))
+}
+
+fn accepted(
+    run: &BranchPipelineRun,
+    pipeline: &str,
+    environment: &str,
+    branch: String,
+    commit: Option<String>,
+) -> Accepted {
     let uid = run.metadata.uid.as_deref().unwrap_or_default();
-    Ok(Accepted {
+    Accepted {
+        branch_pipeline: run.spec.branch_pipeline.clone(),
+        environment: environment.to_string(),
         branch: branch.clone(),
         start: StartRun {
-            pipeline: pipeline.pipeline.name.clone(),
+            pipeline: pipeline.to_string(),
             source_action: SOURCE_ACTION.to_string(),
-            commit: run.spec.commit.clone(),
+            commit,
             variables: vec![
-                (TARGET_VARIABLE.to_string(), env.name.clone()),
+                (TARGET_VARIABLE.to_string(), environment.to_string()),
                 (RUN_BRANCH_VARIABLE.to_string(), branch),
                 (
                     RUN_VARIABLE.to_string(),
@@ -100,7 +166,27 @@ pub fn accept(run: &BranchPipelineRun, target: Option<Target<'_>>) -> Result<Acc
             ],
             client_request_token: request_token(uid),
         },
-    })
+    }
+}
+
+/// What a run accepted earlier and still Pending (its start failed) was accepted to start,
+/// rebuilt from its status: a retry starts exactly that, with the same idempotency token,
+/// whatever the spec or the BranchPipeline became since. `None` for a run not accepted yet
+/// (or recorded by a version that did not keep the accepted target).
+pub fn accepted_before(run: &BranchPipelineRun) -> Option<Accepted> {
+    let status = run.status.as_ref()?;
+    if status.phase != Some(RunPhase::Pending) {
+        return None;
+    }
+    let mut accepted = accepted(
+        run,
+        status.pipeline.as_deref()?,
+        status.environment.as_deref()?,
+        status.branch.clone()?,
+        status.commit.clone(),
+    );
+    accepted.branch_pipeline = status.branch_pipeline.clone()?;
+    Some(accepted)
 }
 
 fn ready(name: &str, bp: &BranchPipeline) -> Result<(), Rejection> {
@@ -248,16 +334,30 @@ pub fn request_token(uid: &str) -> String {
     format!("bplrun-{uid}")
 }
 
-/// Records a rejection: final, with a Warning.
+/// The generation the verdict is about: the one recorded when the run was first judged (a
+/// Pending run keeps it), else the current one.
+fn judged_generation(run: &BranchPipelineRun) -> Option<i64> {
+    run.status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .or(run.metadata.generation)
+}
+
+/// Records a rejection: final, with a Warning. What the run asked for is recorded too, so the
+/// printer columns show it and a later edit of the spec changes nothing.
 pub fn rejected(
-    status: &mut BranchPipelineRunStatus,
+    run: &BranchPipelineRun,
     rejection: &Rejection,
-    generation: Option<i64>,
     now: &str,
-) -> EventSpec {
+) -> (BranchPipelineRunStatus, EventSpec) {
+    let mut status = run.status.clone().unwrap_or_default();
+    let generation = judged_generation(run);
     let message = rejection.to_string();
     status.phase = Some(RunPhase::Rejected);
     status.message = Some(message.clone());
+    status.branch_pipeline = Some(run.spec.branch_pipeline.clone());
+    status.environment = Some(run.spec.environment.clone());
+    status.branch = rejection.branch.clone().or_else(|| run.spec.branch.clone());
     status.completion_time = Some(now.to_string());
     status.observed_generation = generation;
     set_condition(
@@ -269,20 +369,36 @@ pub fn rejected(
         generation,
         now,
     );
-    EventSpec::warning("RunRejected", message)
+    (status, EventSpec::warning("RunRejected", message))
+}
+
+/// What every accepted run's status records: the accepted target, which later decisions read
+/// instead of the editable spec.
+fn record_accepted(
+    status: &mut BranchPipelineRunStatus,
+    accepted: &Accepted,
+    generation: Option<i64>,
+) {
+    status.branch_pipeline = Some(accepted.branch_pipeline.clone());
+    status.environment = Some(accepted.environment.clone());
+    status.pipeline = Some(accepted.start.pipeline.clone());
+    status.branch = Some(accepted.branch.clone());
+    status.commit = accepted.start.commit.clone();
+    status.observed_generation = generation;
 }
 
 /// Records the started execution.
 pub fn started(
-    status: &mut BranchPipelineRunStatus,
+    run: &BranchPipelineRun,
     accepted: &Accepted,
     execution: &str,
-    generation: Option<i64>,
     now: &str,
-) -> EventSpec {
-    let pipeline = &accepted.start.pipeline;
+) -> (BranchPipelineRunStatus, EventSpec) {
+    let mut status = run.status.clone().unwrap_or_default();
+    let generation = judged_generation(run);
     let message = format!(
-        "started {pipeline} execution {execution} for {}{}",
+        "started {} execution {execution} for {}{}",
+        accepted.start.pipeline,
         accepted.branch,
         accepted
             .start
@@ -291,14 +407,11 @@ pub fn started(
             .map(|c| format!(" at {c}"))
             .unwrap_or_default()
     );
+    record_accepted(&mut status, accepted, generation);
     status.phase = Some(RunPhase::InProgress);
     status.message = Some(message.clone());
-    status.pipeline = Some(pipeline.clone());
     status.execution_id = Some(execution.to_string());
-    status.branch = Some(accepted.branch.clone());
-    status.commit = accepted.start.commit.clone();
     status.start_time = Some(now.to_string());
-    status.observed_generation = generation;
     set_condition(
         &mut status.conditions,
         CONDITION_ACCEPTED,
@@ -309,7 +422,123 @@ pub fn started(
         now,
     );
     set_unknown(&mut status.conditions, "Running", &message, generation, now);
-    EventSpec::normal("RunStarted", message)
+    (status, EventSpec::normal("RunStarted", message))
+}
+
+/// Records an accepted run whose StartPipelineExecution failed: it stays Pending, with what
+/// it was accepted to start (see [`accepted_before`]), and the controller retries. The start
+/// is retried with the same `clientRequestToken`, so one that AWS carried out but whose answer
+/// was lost returns that execution instead of starting another. A Warning marks the first
+/// failure only: a start that keeps failing is retried every few seconds.
+pub fn start_failed(
+    run: &BranchPipelineRun,
+    accepted: &Accepted,
+    error: &str,
+    now: &str,
+) -> (BranchPipelineRunStatus, Vec<EventSpec>) {
+    let mut status = run.status.clone().unwrap_or_default();
+    let first = status.phase != Some(RunPhase::Pending);
+    let generation = judged_generation(run);
+    let message = format!(
+        "accepted, but {} could not be started yet: {error}; retrying",
+        accepted.start.pipeline
+    );
+    record_accepted(&mut status, accepted, generation);
+    status.phase = Some(RunPhase::Pending);
+    status.message = Some(message.clone());
+    set_condition(
+        &mut status.conditions,
+        CONDITION_ACCEPTED,
+        true,
+        "Accepted",
+        &message,
+        generation,
+        now,
+    );
+    set_unknown(
+        &mut status.conditions,
+        "StartFailed",
+        &message,
+        generation,
+        now,
+    );
+    let events = if first {
+        vec![EventSpec::warning("RunStartFailed", &message)]
+    } else {
+        Vec::new()
+    };
+    (status, events)
+}
+
+/// A spec edited after the controller judged the run (accepted or rejected it): the status
+/// reporting it with a `SpecChangeIgnored` condition, and one Warning, once per generation.
+/// `None` when there is nothing new to report. The edit itself is ignored: what the run does
+/// is what its status recorded (see [`branch_pipeline_of`]).
+pub fn spec_change(
+    run: &BranchPipelineRun,
+    now: &str,
+) -> Option<(BranchPipelineRunStatus, EventSpec)> {
+    let mut status = run.status.clone().unwrap_or_default();
+    let judged = status.observed_generation?;
+    let generation = run.metadata.generation?;
+    let reported = status.conditions.iter().any(|c| {
+        c.type_ == CONDITION_SPEC_CHANGE_IGNORED && c.observed_generation == Some(generation)
+    });
+    if judged == generation || reported {
+        return None;
+    }
+    let kept = if status.phase == Some(RunPhase::Rejected) {
+        "stays rejected"
+    } else {
+        "keeps what it was accepted to do"
+    };
+    let changed = changed_fields(run, &status);
+    let message = format!(
+        "the spec changed after generation {judged} was judged{changed}; a BranchPipelineRun cannot change, so this one {kept}; create a new run instead"
+    );
+    set_condition(
+        &mut status.conditions,
+        CONDITION_SPEC_CHANGE_IGNORED,
+        true,
+        "Immutable",
+        &message,
+        Some(generation),
+        now,
+    );
+    Some((status, EventSpec::warning("SpecChangeIgnored", message)))
+}
+
+/// ` (spec.environment "qa", recorded "dev")` for each recorded field the spec now
+/// contradicts; empty when none can be told (e.g. a commit removed).
+fn changed_fields(run: &BranchPipelineRun, status: &BranchPipelineRunStatus) -> String {
+    let spec = &run.spec;
+    let pairs = [
+        (
+            "spec.branchPipeline",
+            Some(&spec.branch_pipeline),
+            status.branch_pipeline.as_ref(),
+        ),
+        (
+            "spec.environment",
+            Some(&spec.environment),
+            status.environment.as_ref(),
+        ),
+        ("spec.branch", spec.branch.as_ref(), status.branch.as_ref()),
+    ];
+    let changed: Vec<String> = pairs
+        .into_iter()
+        .filter_map(|(field, now, recorded)| match (now, recorded) {
+            (Some(now), Some(recorded)) if now != recorded => {
+                Some(format!("{field} {now:?}, recorded {recorded:?}"))
+            }
+            _ => None,
+        })
+        .collect();
+    if changed.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", changed.join("; "))
+    }
 }
 
 fn set_unknown(
@@ -365,7 +594,7 @@ pub fn progress(
     };
     status.stages = stage_results(execution, observed.actions, observed.stages);
     status.commit = source_commit(observed.actions).or_else(|| execution.commit.clone());
-    let target = stage_name(&run.spec.environment);
+    let target = stage_name(environment_of(run));
     let (phase, message) = phase_of(execution, &status.stages, &target);
     status.phase = Some(phase);
     status.message = Some(message);
@@ -576,12 +805,98 @@ fn with_actions(
     }
 }
 
-/// Finished runs of one BranchPipeline beyond the newest `keep`, oldest first: the ones to
-/// delete. `runs` are `(name, completion time)` of finished runs.
-pub fn beyond_history(mut runs: Vec<(String, String)>, keep: usize) -> Vec<String> {
+/// A finished run, as retention orders them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub name: String,
+    /// `status.completionTime`: RFC 3339 in UTC, whole seconds.
+    pub completed: String,
+    /// When it was created: orders runs that finished within the same second.
+    pub created: Option<jiff::Timestamp>,
+}
+
+/// Finished runs of one history beyond the newest `keep`, oldest first: the ones to delete.
+/// `latest`, the run whose end triggers the trim, is the newest whatever the clocks say:
+/// completion times have whole seconds, so an older run can share its second.
+pub fn beyond_history(mut runs: Vec<Finished>, keep: usize, latest: &str) -> Vec<String> {
     // RFC 3339 times in UTC sort as text.
-    runs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
-    runs.into_iter().skip(keep).map(|(name, _)| name).collect()
+    let key = |r: &Finished| (r.name == latest, r.completed.clone(), r.created);
+    runs.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| b.name.cmp(&a.name)));
+    runs.into_iter().skip(keep).map(|r| r.name).collect()
+}
+
+/// The runs a finished run's history is kept with. Never chosen by the spec, which can be
+/// edited after the verdict (see [`branch_pipeline_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum History {
+    /// The runs owned by one BranchPipeline (its UID in their owner references): every run
+    /// judged while it existed, accepted or rejected. Its `spec.runHistoryLimit` applies.
+    Owned { uid: String, name: String },
+    /// Runs rejected because the BranchPipeline they named did not exist: no owner, so no
+    /// garbage collection either. They are kept per recorded name, within the default limit,
+    /// so that retrying a typo does not pile up runs for ever.
+    Unowned { branch_pipeline: String },
+}
+
+/// The BranchPipeline owner reference of `run`, if any.
+fn owner(run: &BranchPipelineRun) -> Option<&OwnerReference> {
+    run.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "BranchPipeline" && o.api_version.starts_with("branchpipeline.dev/"))
+}
+
+/// Whether `run` is owned by the BranchPipeline with `uid`.
+pub fn owned_by(run: &BranchPipelineRun, uid: &str) -> bool {
+    owner(run).is_some_and(|o| o.uid == uid)
+}
+
+/// Which history `run` counts in; `None` for a run not judged yet, or judged by a version of
+/// the controller that neither owned it nor recorded its BranchPipeline (kept until deleted).
+pub fn history_of(run: &BranchPipelineRun) -> Option<History> {
+    if let Some(o) = owner(run) {
+        return Some(History::Owned {
+            uid: o.uid.clone(),
+            name: o.name.clone(),
+        });
+    }
+    let recorded = run.status.as_ref()?.branch_pipeline.clone()?;
+    Some(History::Unowned {
+        branch_pipeline: recorded,
+    })
+}
+
+/// The finished runs of `finished`'s history among `runs` beyond the newest `keep`: the ones
+/// to delete when `finished` has just ended. `None` when it counts in no history.
+pub fn to_trim(
+    finished: &BranchPipelineRun,
+    runs: &[BranchPipelineRun],
+    keep: usize,
+) -> Option<Vec<String>> {
+    let history = history_of(finished)?;
+    let candidates = runs
+        .iter()
+        .filter(|r| history_of(r).as_ref() == Some(&history))
+        .filter_map(|r| {
+            let status = r.status.as_ref()?;
+            status.phase.filter(|p| p.is_finished())?;
+            Some(Finished {
+                name: r.metadata.name.clone()?,
+                completed: status.completion_time.clone()?,
+                created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            })
+        })
+        .collect();
+    let latest = finished.metadata.name.as_deref().unwrap_or_default();
+    Some(beyond_history(candidates, keep, latest))
+}
+
+/// Whether deleting the BranchPipeline `name` (UID `uid`) deletes `run`: it owns the run, or
+/// the run names it and has not been judged yet (its spec still counts, and nothing owns it).
+pub fn belongs_to(run: &BranchPipelineRun, name: &str, uid: &str) -> bool {
+    let judged = run.status.as_ref().is_some_and(|s| s.phase.is_some());
+    owned_by(run, uid) || (!judged && owner(run).is_none() && run.spec.branch_pipeline == name)
 }
 
 #[cfg(test)]
@@ -615,6 +930,7 @@ mod tests {
             },
         );
         run.metadata.uid = Some("8d1e1c4e-1b4f-4c55-9a58-2f5b1c2d3e4f".into());
+        run.metadata.generation = Some(1);
         run
     }
 
@@ -755,9 +1071,7 @@ mod tests {
     fn started_run() -> BranchPipelineRun {
         let mut r = run("qa", Some("feature/login"), Some(SHA));
         let accepted = check(&r, &bp()).expect("accepted");
-        let mut status = BranchPipelineRunStatus::default();
-        started(&mut status, &accepted, "e1", Some(1), "t0");
-        r.status = Some(status);
+        r.status = Some(started(&r, &accepted, "e1", "t0").0);
         r
     }
 
@@ -921,33 +1235,310 @@ mod tests {
         );
     }
 
+    fn done(name: &str, completed: &str, created: &str) -> Finished {
+        Finished {
+            name: name.into(),
+            completed: completed.into(),
+            created: Some(created.parse().expect("a timestamp")),
+        }
+    }
+
     #[test]
     fn history_keeps_the_newest_finished_runs() {
         let runs = vec![
-            ("a".to_string(), "2026-01-01T00:00:01Z".to_string()),
-            ("b".to_string(), "2026-01-01T00:00:03Z".to_string()),
-            ("c".to_string(), "2026-01-01T00:00:02Z".to_string()),
+            done("a", "2026-01-01T00:00:01Z", "2026-01-01T00:00:00Z"),
+            done("b", "2026-01-01T00:00:03Z", "2026-01-01T00:00:00Z"),
+            done("c", "2026-01-01T00:00:02Z", "2026-01-01T00:00:00Z"),
         ];
-        assert_eq!(beyond_history(runs.clone(), 2), ["a"]);
-        assert_eq!(beyond_history(runs.clone(), 0), ["b", "c", "a"]);
-        assert!(beyond_history(runs, 10).is_empty());
+        assert_eq!(beyond_history(runs.clone(), 2, "b"), ["a"]);
+        assert_eq!(beyond_history(runs.clone(), 0, "b"), ["b", "c", "a"]);
+        assert!(beyond_history(runs, 10, "b").is_empty());
+    }
+
+    /// Completion times have whole seconds: a run that finishes in the second an older one did
+    /// is still the newest, and is never trimmed by its own end.
+    #[test]
+    fn a_run_finishing_within_the_same_second_is_the_newest() {
+        let runs = vec![
+            done("second", "2026-01-01T00:00:12Z", "2026-01-01T00:00:09Z"),
+            done("rejected", "2026-01-01T00:00:12Z", "2026-01-01T00:00:12Z"),
+        ];
+        assert_eq!(beyond_history(runs.clone(), 1, "rejected"), ["second"]);
+        let older = vec![
+            done("x", "2026-01-01T00:00:05Z", "2026-01-01T00:00:01Z"),
+            done("w", "2026-01-01T00:00:05Z", "2026-01-01T00:00:02Z"),
+        ];
+        assert_eq!(
+            beyond_history(older, 1, "none"),
+            ["x"],
+            "then the later created is newer"
+        );
     }
 
     #[test]
     fn a_rejection_is_final_and_names_the_field() {
-        let mut status = BranchPipelineRunStatus::default();
-        let event = rejected(
-            &mut status,
+        let r = run("qa", Some("feature/x"), None);
+        let (status, event) = rejected(
+            &r,
             &Rejection {
                 field: "spec.branch",
                 message: "nope".into(),
+                branch: None,
             },
-            Some(1),
             "t",
         );
         assert_eq!(status.phase, Some(RunPhase::Rejected));
         assert!(status.phase.expect("phase").is_finished());
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(status.completion_time.as_deref(), Some("t"));
         assert_eq!(event.note, "spec.branch: nope");
         assert!(event.warning);
+    }
+
+    #[test]
+    fn a_rejected_run_records_what_it_asked_for() {
+        let r = run("stage", Some("release/1.4"), Some(SHA));
+        let rejection = check(&r, &bp()).expect_err("rejected");
+        assert_eq!(rejection.branch.as_deref(), Some("release/1.4"));
+        let (status, _) = rejected(&r, &rejection, "t");
+        assert_eq!(status.branch_pipeline.as_deref(), Some("orders-api"));
+        assert_eq!(status.environment.as_deref(), Some("stage"));
+        assert_eq!(status.branch.as_deref(), Some("release/1.4"));
+        // Refused before a branch was resolved: the branch asked for, if any.
+        let bad = run("qa", Some("../x"), Some(SHA));
+        let (status, _) = rejected(&bad, &check(&bad, &bp()).expect_err("rejected"), "t");
+        assert_eq!(status.branch.as_deref(), Some("../x"));
+        let missing = run("staging", None, None);
+        let (status, _) = rejected(&missing, &accept(&missing, None).expect_err("no bp"), "t");
+        assert_eq!(status.branch, None);
+        assert_eq!(status.environment.as_deref(), Some("staging"));
+    }
+
+    #[test]
+    fn an_edit_after_the_verdict_is_reported_once_per_generation() {
+        let mut r = started_run();
+        assert_eq!(spec_change(&r, "t1"), None, "nothing changed");
+        r.metadata.generation = Some(2);
+        r.spec.environment = "dev".into();
+        let (status, event) = spec_change(&r, "t1").expect("reported");
+        assert!(event.warning);
+        assert_eq!(event.reason, "SpecChangeIgnored");
+        assert!(
+            event
+                .note
+                .contains(r#"spec.environment "dev", recorded "qa""#),
+            "{}",
+            event.note
+        );
+        assert!(event.note.contains("keeps what it was accepted to do"));
+        let condition = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_SPEC_CHANGE_IGNORED)
+            .expect("condition");
+        assert_eq!(
+            (condition.status.as_str(), condition.observed_generation),
+            ("True", Some(2))
+        );
+        assert_eq!(status.observed_generation, Some(1), "the verdict stands");
+        r.status = Some(status);
+        assert_eq!(spec_change(&r, "t2"), None, "once per generation");
+        r.metadata.generation = Some(3);
+        assert!(
+            spec_change(&r, "t3").is_some(),
+            "a further edit is reported"
+        );
+    }
+
+    #[test]
+    fn an_edit_of_a_run_not_judged_yet_is_no_change() {
+        let mut r = run("qa", Some("feature/login"), Some(SHA));
+        r.metadata.generation = Some(4);
+        assert_eq!(spec_change(&r, "t"), None);
+        let (status, _) = rejected(
+            &r,
+            &check(&r, &{
+                let mut stale = bp();
+                stale.metadata.generation = Some(3);
+                stale
+            })
+            .expect_err("not ready"),
+            "t",
+        );
+        r.status = Some(status);
+        r.metadata.generation = Some(5);
+        let (_, event) = spec_change(&r, "t").expect("reported");
+        assert!(event.note.contains("stays rejected"), "{}", event.note);
+    }
+
+    #[test]
+    fn after_the_verdict_the_recorded_target_counts_not_the_spec() {
+        let mut r = started_run();
+        r.spec.environment = "dev".into();
+        r.spec.branch_pipeline = "elsewhere".into();
+        assert_eq!(branch_pipeline_of(&r), "orders-api");
+        assert_eq!(environment_of(&r), "qa");
+        let e = execution(ExecutionStatus::Succeeded);
+        let actions = [action("deploy-qa", "deploy", ActionStatus::Succeeded)];
+        let s = states(&[
+            ("deploy-dev", Some(("e1", "Skipped"))),
+            ("deploy-qa", Some(("e1", "Succeeded"))),
+        ]);
+        let observed = Observed {
+            execution: Some(&e),
+            actions: &actions,
+            stages: &s,
+        };
+        let (status, _, _) = progress(&r, &observed, Duration::ZERO, "t1");
+        assert_eq!(
+            status.phase,
+            Some(RunPhase::Succeeded),
+            "judged on deploy-qa, what it started: {:?}",
+            status.message
+        );
+        let fresh = run("dev", None, None);
+        assert_eq!(environment_of(&fresh), "dev", "not judged yet: the spec");
+    }
+
+    #[test]
+    fn a_failed_start_stays_pending_and_retries_exactly_what_was_accepted() {
+        let mut r = run("qa", Some("feature/login"), Some(SHA));
+        let accepted = check(&r, &bp()).expect("accepted");
+        let (status, events) = start_failed(&r, &accepted, "StartPipelineExecution failed", "t");
+        assert_eq!(status.phase, Some(RunPhase::Pending));
+        assert!(!status.phase.expect("phase").is_finished());
+        assert_eq!(
+            status.message.as_deref(),
+            Some(
+                "accepted, but team-orders-orders-api could not be started yet: StartPipelineExecution failed; retrying"
+            )
+        );
+        assert_eq!(status.execution_id, None);
+        assert_eq!(status.environment.as_deref(), Some("qa"));
+        assert_eq!(status.observed_generation, Some(1));
+        let reasons: Vec<(&str, &str)> = status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(reasons, [("Accepted", "True"), ("Succeeded", "Unknown")]);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].warning);
+        r.status = Some(status);
+        assert!(
+            start_failed(&r, &accepted, "again", "t2").1.is_empty(),
+            "warned once"
+        );
+        // The spec edited while Pending: the retry still starts what was accepted.
+        r.metadata.generation = Some(2);
+        r.spec.environment = "dev".into();
+        r.spec.branch = Some("develop".into());
+        r.spec.commit = None;
+        assert_eq!(accepted_before(&r), Some(accepted.clone()));
+        let (status, _) = started(&r, &accepted, "e1", "t3");
+        assert_eq!(
+            status.observed_generation,
+            Some(1),
+            "the generation accepted"
+        );
+        assert_eq!(status.phase, Some(RunPhase::InProgress));
+        assert_eq!(accepted_before(&run("qa", None, None)), None);
+    }
+
+    #[test]
+    fn failures_are_labelled_with_the_step_the_run_is_in() {
+        let mut r = run("qa", Some("feature/login"), Some(SHA));
+        assert_eq!(step_of(&r), Step::StartRun);
+        let accepted = check(&r, &bp()).expect("accepted");
+        r.status = Some(start_failed(&r, &accepted, "throttled", "t").0);
+        assert_eq!(step_of(&r), Step::StartRun, "pending: still starting");
+        assert_eq!(step_of(&started_run()), Step::FollowRun);
+        let mut done = started_run();
+        done.status.as_mut().expect("status").phase = Some(RunPhase::Succeeded);
+        assert_eq!(step_of(&done), Step::FollowRun);
+    }
+
+    fn owned(mut r: BranchPipelineRun, uid: &str) -> BranchPipelineRun {
+        r.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "branchpipeline.dev/v1alpha1".into(),
+            kind: "BranchPipeline".into(),
+            name: "orders-api".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+        r
+    }
+
+    fn finished(name: &str, at: &str) -> BranchPipelineRun {
+        let mut r = started_run();
+        r.metadata.name = Some(name.into());
+        let status = r.status.as_mut().expect("status");
+        status.phase = Some(RunPhase::Succeeded);
+        status.completion_time = Some(at.into());
+        r
+    }
+
+    fn rejected_run(name: &str, at: &str) -> BranchPipelineRun {
+        let mut r = run("qa", None, None);
+        r.metadata.name = Some(name.into());
+        let rejection = accept(&r, None).expect_err("no BranchPipeline");
+        r.status = Some(rejected(&r, &rejection, at).0);
+        r
+    }
+
+    #[test]
+    fn history_is_chosen_by_owner_never_by_the_editable_spec() {
+        let mut edited = owned(finished("a1", "2026-01-01T00:00:01Z"), "uid-a");
+        edited.spec.branch_pipeline = "other".into();
+        let runs = vec![
+            edited,
+            owned(finished("a2", "2026-01-01T00:00:02Z"), "uid-a"),
+            owned(rejected_run("a3", "2026-01-01T00:00:03Z"), "uid-a"),
+            // A BranchPipeline of the same name, deleted and created again: another history.
+            owned(finished("b1", "2026-01-01T00:00:00Z"), "uid-b"),
+            rejected_run("orphan1", "2026-01-01T00:00:04Z"),
+            rejected_run("orphan2", "2026-01-01T00:00:05Z"),
+            run("qa", None, None),
+        ];
+        assert_eq!(
+            history_of(&runs[0]),
+            Some(History::Owned {
+                uid: "uid-a".into(),
+                name: "orders-api".into()
+            })
+        );
+        assert_eq!(
+            to_trim(&runs[2], &runs, 1),
+            Some(vec!["a2".to_string(), "a1".to_string()]),
+            "a rejected run counts, and trims"
+        );
+        assert_eq!(
+            history_of(&runs[4]),
+            Some(History::Unowned {
+                branch_pipeline: "orders-api".into()
+            })
+        );
+        assert_eq!(
+            to_trim(&runs[5], &runs, 1),
+            Some(vec!["orphan1".to_string()])
+        );
+        assert_eq!(history_of(&runs[6]), None, "not judged");
+        assert_eq!(to_trim(&runs[6], &runs, 0), None);
+    }
+
+    #[test]
+    fn a_branch_pipeline_deletes_the_runs_it_owns_and_the_ones_waiting_for_it() {
+        let mut edited = owned(finished("a1", "t"), "uid-a");
+        edited.spec.branch_pipeline = "other".into();
+        assert!(belongs_to(&edited, "orders-api", "uid-a"));
+        let mut moved_in = owned(finished("b1", "t"), "uid-b");
+        moved_in.spec.branch_pipeline = "orders-api".into();
+        assert!(!belongs_to(&moved_in, "orders-api", "uid-a"));
+        assert!(belongs_to(&run("qa", None, None), "orders-api", "uid-a"));
+        assert!(
+            !belongs_to(&rejected_run("orphan", "t"), "orders-api", "uid-a"),
+            "rejected before this BranchPipeline existed: not its run"
+        );
     }
 }

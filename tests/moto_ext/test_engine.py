@@ -476,6 +476,89 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(first, second)
         self.assertRegex(first, "^[0-9a-f]{40}$")
 
+    def copy_of(self, declaration: dict[str, Any], name: str, branch: str | None = None) -> str:
+        """Creates `declaration` as `name`, its source action configured for `branch`."""
+        declaration = copy.deepcopy(declaration)
+        declaration["name"] = name
+        if branch is not None:
+            declaration["stages"][0]["actions"][0]["configuration"]["BranchName"] = branch
+        self.create(declaration)
+        return name
+
+    def deploy_results(self, name: str) -> dict[str, str]:
+        """Each deploy stage's status in the pipeline's latest execution, by environment."""
+        return {stage[len("deploy-"):]: (state.get("latestExecution") or {}).get("status", "")
+                for stage, state in self.stages(name).items() if stage.startswith("deploy-")}
+
+    def approve_stage(self, name: str, stage: str, execution_id: str) -> None:
+        token = self.approval_token(name, stage, execution_id)
+        self.cp.put_approval_result(pipelineName=name, stageName=stage, actionName="approve",
+                                    result={"status": "Approved", "summary": "ok"}, token=token)
+
+    def test_console_release_change_routes_as_a_push_of_the_configured_branch(self) -> None:
+        """The README routing table's row "push of branch b, or console "Release change"",
+        for its second half. A console Release change is a StartPipelineExecution without a
+        source revision: it builds the source action's configured branch b ("pipelines-filter":
+        BranchName is what a manual start uses) and, with no variables given, every BPL_*
+        variable keeps its `@push` default, so it routes as a push of b: an automatic
+        environment taking b runs, a manual one is skipped, a promotion does what its source
+        did and then waits at its approval. The manualStartBranch switch concerns only starts
+        with a COMMIT_ID override, so both readings must give the same routing; the test runs
+        under each. The golden pipelines are what the product renders for the example."""
+        declarations = golden()
+        defaults = [{"name": v["name"], "value": v["defaultValue"]}
+                    for v in declarations[DEVELOP]["variables"]]
+        for reading in ("configured", "commit"):
+            with self.subTest(manualStartBranch=reading):
+                control("/_bpl/engine", {"manualStartBranch": reading})
+                self.release_change_of_develop(declarations[DEVELOP], reading, defaults)
+                self.release_change_of_a_release_branch(declarations[DEVELOP], reading)
+                self.release_change_of_main(declarations[PRODUCTION], reading)
+
+    def release_change_of_develop(self, declaration: dict[str, Any], reading: str,
+                                  defaults: list[dict[str, str]]) -> None:
+        # Configured branch develop: dev (automatic, takes develop) runs; qa (manual), stage
+        # (release/*) and perf (as stage) are skipped. The same whether the console sends no
+        # variables or the declared defaults.
+        name = self.copy_of(declaration, f"rc-develop-{reading}")
+        for variables in (None, defaults):
+            execution_id = self.start(name, **({} if variables is None else {"variables": variables}))
+            execution = self.wait_status(name, execution_id, "Succeeded")
+            self.assertEqual(execution["trigger"]["triggerType"], "StartPipelineExecution")
+            self.assertEqual({v["name"]: v["resolvedValue"] for v in execution["variables"]},
+                             {"BPL_TARGET": "@push", "BPL_BRANCH": "@push", "BPL_RUN": "@push"})
+            source = next(d for d in self.actions(name, execution_id) if d["stageName"] == "Source")
+            self.assertEqual(source["output"]["outputVariables"]["BranchName"], "develop")
+            self.assertEqual(self.deploy_results(name),
+                             {"dev": "Succeeded", "qa": "Skipped", "stage": "Skipped", "perf": "Skipped"},
+                             f"variables={variables}")
+
+    def release_change_of_a_release_branch(self, declaration: dict[str, Any], reading: str) -> None:
+        # Configured branch release/1.4: stage runs, and perf (promoted from stage) runs as
+        # stage did and waits at its approval before its deploy; dev and qa are skipped.
+        name = self.copy_of(declaration, f"rc-release-{reading}", branch="release/1.4")
+        execution_id = self.start(name)
+        self.approval_token(name, "deploy-perf", execution_id)
+        self.assertEqual(self.execution(name, execution_id)["status"], "InProgress")
+        self.assertEqual(self.deploy_results(name),
+                         {"dev": "Skipped", "qa": "Skipped", "stage": "Succeeded", "perf": "InProgress"})
+        ran = {(d["stageName"], d["actionName"], d["status"]) for d in self.actions(name, execution_id)}
+        self.assertIn(("deploy-perf", "approve", "InProgress"), ran)
+        self.assertNotIn("deploy", {a for s, a, _ in ran if s == "deploy-perf"})
+        self.approve_stage(name, "deploy-perf", execution_id)
+        self.wait_status(name, execution_id, "Succeeded")
+        self.assertEqual(self.deploy_results(name),
+                         {"dev": "Skipped", "qa": "Skipped", "stage": "Succeeded", "perf": "Succeeded"})
+
+    def release_change_of_main(self, declaration: dict[str, Any], reading: str) -> None:
+        # The production pipeline, configured branch main: prod (automatic, takes main) runs
+        # through its approval.
+        name = self.copy_of(declaration, f"rc-production-{reading}")
+        execution_id = self.start(name)
+        self.approve_stage(name, "deploy-prod", execution_id)
+        self.wait_status(name, execution_id, "Succeeded")
+        self.assertEqual(self.deploy_results(name), {"prod": "Succeeded"})
+
     def test_variable_check_operators(self) -> None:
         def stage(name: str, condition: dict[str, Any]) -> dict[str, Any]:
             return {"name": name, "actions": [codebuild_action(name)], "beforeEntry": condition}

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use harness::Harness;
 use support::engine::{ManualStartBranch, StageResults};
+use support::fault_proxy::{self, Plan};
 use support::wait::{self, Check};
 
 const NAME: &str = "orders-api";
@@ -163,6 +164,13 @@ async fn routing_of_the_example(h: &Harness, reading: ManualStartBranch) -> Resu
 
     // A push of release/1.4 deploys stage, then perf waits for its approval.
     let id = push(h, "release/1.4", &main).await?;
+    waiting_at_approval(h, &main, &id, "deploy-perf", "perf").await?;
+    let results = bed.stage_results(&main, &id).await?;
+    assert_eq!(deployed(&results), ["stage"], "{reading:?}: {results:?}");
+    assert_eq!(
+        results["deploy-perf"], "InProgress",
+        "{reading:?}: {results:?}"
+    );
     bed.approve(&main, "deploy-perf").await?;
     bed.wait_execution(&main, &id, &["Succeeded"]).await?;
     let results = bed.stage_results(&main, &id).await?;
@@ -208,6 +216,86 @@ async fn routing_of_the_example(h: &Harness, reading: ManualStartBranch) -> Resu
     let run = wait_phase(h, &run_name, &[RunPhase::Succeeded]).await?;
     assert_eq!(stages_of(&run)["deploy-prod"], "Succeeded");
     Ok(())
+}
+
+/// Waits until execution `id` of `pipeline` waits at `stage`'s approval: the execution is
+/// InProgress, the approval action runs (GetPipelineState gives its token) and the deploy after
+/// it has not started. Then the controller reports it: `env`'s last run, on the
+/// BranchPipeline, is that execution, AwaitingApproval.
+async fn waiting_at_approval(
+    h: &Harness,
+    pipeline: &str,
+    id: &str,
+    stage: &str,
+    env: &str,
+) -> Result<()> {
+    let client = h.bed.codepipeline().await;
+    wait::until(
+        &format!("{pipeline}/{stage} to wait for its approval"),
+        TIMEOUT,
+        || async {
+            let state = client.get_pipeline_state().name(pipeline).send().await?;
+            let stage_state = state
+                .stage_states()
+                .iter()
+                .find(|s| s.stage_name() == Some(stage))
+                .context("no such stage")?;
+            let latest = stage_state.latest_execution();
+            let approval = stage_state
+                .action_states()
+                .iter()
+                .find(|a| a.action_name() == Some("approve"))
+                .and_then(|a| a.latest_execution());
+            let waiting = latest.is_some_and(|l| l.pipeline_execution_id() == id)
+                && approval.is_some_and(|a| {
+                    a.status().map(|s| s.as_str()) == Some("InProgress") && a.token().is_some()
+                });
+            Ok(Check::passed(waiting, || format!("{stage_state:?}")))
+        },
+    )
+    .await?;
+    assert_eq!(h.bed.execution_status(pipeline, id).await?, "InProgress");
+    let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+        .pipeline_execution_id(id)
+        .build();
+    let actions = client
+        .list_action_executions()
+        .pipeline_name(pipeline)
+        .filter(filter)
+        .send()
+        .await?;
+    let ran: Vec<(&str, &str)> = actions
+        .action_execution_details()
+        .iter()
+        .filter(|a| a.stage_name() == Some(stage))
+        .map(|a| {
+            (
+                a.action_name().unwrap_or_default(),
+                a.status().map(|s| s.as_str()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(ran, [("approve", "InProgress")], "the deploy waits");
+    h.with_logs(
+        wait::until(
+            &format!("{env}'s last run to await approval"),
+            TIMEOUT,
+            || async {
+                let bp = h.api.get(NAME).await?;
+                let last = bp
+                    .status
+                    .iter()
+                    .flat_map(|s| &s.environments)
+                    .find(|e| e.name == env)
+                    .and_then(|e| e.last_run.clone());
+                let awaiting = last
+                    .as_ref()
+                    .is_some_and(|r| r.execution_id == id && r.result == "AwaitingApproval");
+                Ok(Check::passed(awaiting, || format!("{last:?}")))
+            },
+        )
+        .await,
+    )
 }
 
 /// Two manual environments and a promotion from one of them.
@@ -319,9 +407,28 @@ async fn runs_that_cannot_reach_their_environment_are_rejected_without_an_aws_ca
         let commit = (name != "no-commit").then_some(sha.as_str());
         create_run(&h, name, env, branch, commit).await?;
         let run = wait_phase(&h, name, &[RunPhase::Rejected]).await?;
-        let message = run.status.and_then(|s| s.message).unwrap_or_default();
+        assert_eq!(owner_of(&run), Some(NAME), "{name}: judged, so owned");
+        let status = run.status.unwrap_or_default();
+        let message = status.message.clone().unwrap_or_default();
         assert!(message.starts_with(field), "{name}: {message}");
+        // What was asked is recorded: `kubectl get` shows it.
+        assert_eq!(status.branch_pipeline.as_deref(), Some(NAME), "{name}");
+        assert_eq!(status.environment.as_deref(), Some(env), "{name}");
+        assert_eq!(status.branch.as_deref(), branch, "{name}");
     }
+    // A run naming a BranchPipeline that does not exist: nothing can own it.
+    create_run_for(&h, "no-such-bp", "nowhere", "dev", None, None).await?;
+    let run = wait_phase(&h, "no-such-bp", &[RunPhase::Rejected]).await?;
+    assert_eq!(owner_of(&run), None);
+    let status = run.status.unwrap_or_default();
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("spec.branchPipeline")),
+        "{status:?}"
+    );
+    assert_eq!(status.branch_pipeline.as_deref(), Some("nowhere"));
     // A BranchPipeline that is not Ready: its spec is invalid.
     let mut broken = example(&h);
     broken.metadata.name = Some("broken".into());
@@ -341,7 +448,7 @@ async fn runs_that_cannot_reach_their_environment_are_rejected_without_an_aws_ca
     let events = h.events().await?;
     assert_eq!(
         events.iter().filter(|(r, _)| r == "RunRejected").count(),
-        5,
+        6,
         "{events:?}"
     );
     Ok(())
@@ -369,45 +476,165 @@ async fn a_failed_build_fails_the_run_and_names_the_stage() -> Result<()> {
 }
 
 /// A restart between StartPipelineExecution and the status write finds the same execution:
-/// the run's UID is the idempotency token.
+/// the run's UID is the idempotency token (`clientRequestToken`, "the system-generated unique
+/// ID used to identify a unique execution request", API reference StartPipelineExecution,
+/// <https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_StartPipelineExecution.html>;
+/// an `idempotencyToken` in the botocore model).
+///
+/// The first controller reaches AWS through the fault proxy, which forwards
+/// StartPipelineExecution at once but holds its answer back: AWS has started the execution and
+/// the controller does not know its id. It is killed in that window, every time: moto's
+/// request log has the call, the run's status has no executionId. The second controller
+/// therefore starts the run again. Only the token makes that second call return the first
+/// execution instead of starting another, so the test fails with a token that is not a
+/// function of the run (the bed honours the token as AWS does; `tests/moto_ext/README.md`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_right_after_starting_a_run_starts_nothing_twice() -> Result<()> {
-    let mut h = world("restart").await?;
+    let mut h = Harness::new("restart").await?;
+    let proxy = fault_proxy::with_plan(
+        h.bed.moto_url(),
+        Plan::SlowResponses {
+            operations: vec!["StartPipelineExecution".into()],
+            // Longer than the test: the first controller never hears back.
+            delay: Duration::from_secs(3600),
+        },
+    )
+    .await;
+    let first = h.start_controller_with_env(&[], &[("AWS_ENDPOINT_URL", proxy.url.as_str())])?;
     h.apply(&example(&h)).await?;
     h.wait_ready(NAME).await?;
     let production = production_pipeline(&h);
     create_run(&h, "prod-once", "prod", None, None).await?;
-    wait::until("a StartPipelineExecution", TIMEOUT, || async {
-        let n = h.count("StartPipelineExecution").await?;
-        Ok(Check::passed(n >= 1, || "none yet".into()))
-    })
-    .await?;
-    for pid in h.controller_pids() {
-        // SAFETY: kill(2) on a PID this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
+    h.with_logs(
+        wait::until("AWS to receive StartPipelineExecution", TIMEOUT, || async {
+            let n = h.count("StartPipelineExecution").await?;
+            Ok(Check::passed(n >= 1, || "none yet".into()))
+        })
+        .await,
+    )?;
+    let pid = h.controller_pids()[first];
+    // SAFETY: kill(2) on a child process this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    h.stop_controller(first);
+    let started_before = started_by_hand(&h, &production).await?;
+    assert_eq!(started_before.len(), 1, "AWS started the execution");
+    let at_kill = runs(&h).get("prod-once").await?.status;
+    assert_eq!(
+        at_kill.as_ref().and_then(|s| s.execution_id.as_ref()),
+        None,
+        "killed before the controller recorded the execution: {at_kill:?}"
+    );
+    assert_eq!(h.count("StartPipelineExecution").await?, 1);
+
     h.start_controller(&[])?;
-    let run = wait_phase(&h, "prod-once", &[RunPhase::AwaitingApproval]).await?;
+    let following = [RunPhase::InProgress, RunPhase::AwaitingApproval];
+    let run = wait_phase(&h, "prod-once", &following).await?;
     let execution = run
         .status
         .and_then(|s| s.execution_id)
         .context("execution")?;
-    let started: Vec<String> = h
-        .aws
-        .list_executions(&production, None, 100)
-        .await?
-        .into_iter()
-        .filter(|e| e.trigger.as_deref() == Some("StartPipelineExecution"))
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(started, [execution], "one execution, the run's");
+    let calls = h.count("StartPipelineExecution").await?;
+    assert_eq!(calls, 2, "the second controller asked again");
+    assert_eq!(
+        started_by_hand(&h, &production).await?,
+        std::slice::from_ref(&execution),
+        "one execution, the first one, and the run follows it"
+    );
+    assert_eq!(started_before, std::slice::from_ref(&execution));
+    wait_phase(&h, "prod-once", &[RunPhase::AwaitingApproval]).await?;
+    h.bed.approve(&production, "deploy-prod").await?;
+    let run = wait_phase(&h, "prod-once", &[RunPhase::Succeeded]).await?;
+    assert_eq!(
+        run.status.and_then(|s| s.execution_id),
+        Some(execution),
+        "followed to its end"
+    );
     println!(
-        "restart: {} StartPipelineExecution call(s), 1 execution",
-        h.count("StartPipelineExecution").await?
+        "restart: killed between the start and its record; {calls} StartPipelineExecution calls, 1 execution"
     );
     Ok(())
 }
 
+/// The executions of `pipeline` started by StartPipelineExecution (not by a push).
+async fn started_by_hand(h: &Harness, pipeline: &str) -> Result<Vec<String>> {
+    Ok(h.aws
+        .list_executions(pipeline, None, 100)
+        .await?
+        .into_iter()
+        .filter(|e| e.trigger.as_deref() == Some("StartPipelineExecution"))
+        .map(|e| e.id)
+        .collect())
+}
+
+/// The name of the BranchPipeline owning `run`.
+fn owner_of(run: &BranchPipelineRun) -> Option<&str> {
+    run.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == "BranchPipeline")
+        .map(|o| o.name.as_str())
+}
+
+/// `kubectl get bplrun NAME`'s columns (but Name and Age), through the API server's Table
+/// rendering of the CRD's printer columns.
+async fn columns(h: &Harness, name: &str) -> Result<Vec<(String, String)>> {
+    let path = format!(
+        "/apis/branchpipeline.dev/v1alpha1/namespaces/{}/branchpipelineruns/{name}",
+        h.ns
+    );
+    let request = ::http::Request::get(path)
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())?;
+    let table: serde_json::Value =
+        serde_json::from_str(&h.bed.client().request_text(request).await?)?;
+    let names = table["columnDefinitions"]
+        .as_array()
+        .context("columnDefinitions")?
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string());
+    let cells = table["rows"][0]["cells"]
+        .as_array()
+        .context("cells")?
+        .iter()
+        .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string));
+    Ok(names
+        .zip(cells)
+        .filter(|(n, _)| n != "Name" && n != "Age")
+        .collect())
+}
+
+fn row(cells: [&str; 4]) -> Vec<(String, String)> {
+    ["BranchPipeline", "Environment", "Branch", "Phase"]
+        .into_iter()
+        .zip(cells)
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .collect()
+}
+
+/// Edits a run's spec as nothing at admission forbids, and waits for the controller to report
+/// that it ignores the edit.
+async fn edit_and_wait_ignored(h: &Harness, name: &str, spec: serde_json::Value) -> Result<()> {
+    runs(h)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": spec})),
+        )
+        .await?;
+    wait::until("SpecChangeIgnored", TIMEOUT, || async {
+        let run = runs(h).get(name).await?;
+        let ignored = run.status.iter().flat_map(|s| &s.conditions).any(|c| {
+            c.type_ == "SpecChangeIgnored" && c.observed_generation == run.metadata.generation
+        });
+        Ok(Check::passed(ignored, || format!("{:?}", run.status)))
+    })
+    .await
+}
+
+/// Retention and cleanup follow the owner reference and what the controller recorded, never
+/// the spec, which can be edited after the verdict; any finished run, a rejected one included,
+/// trims the history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_belong_to_their_branch_pipeline_and_are_kept_within_the_history_limit() -> Result<()>
 {
@@ -418,37 +645,39 @@ async fn runs_belong_to_their_branch_pipeline_and_are_kept_within_the_history_li
     h.wait_ready(NAME).await?;
     create_run(&h, "first", "dev", None, None).await?;
     let first = wait_phase(&h, "first", &[RunPhase::Succeeded]).await?;
-    assert_eq!(
-        first
-            .metadata
-            .owner_references
-            .as_ref()
-            .map(|o| o[0].name.as_str()),
-        Some(NAME)
-    );
+    assert_eq!(owner_of(&first), Some(NAME));
     create_run(&h, "second", "dev", None, None).await?;
     wait_phase(&h, "second", &[RunPhase::Succeeded]).await?;
     wait::until_gone(&runs(&h), "first", TIMEOUT).await?;
 
-    // An edit of a run's spec is ignored and reported.
-    let patch = json!({"spec": {"environment": "qa"}});
-    runs(&h)
-        .patch("second", &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    wait::until("SpecChangeIgnored", TIMEOUT, || async {
-        let run = runs(&h).get("second").await?;
-        let ignored = run
-            .status
-            .iter()
-            .flat_map(|s| &s.conditions)
-            .any(|c| c.type_ == "SpecChangeIgnored");
-        Ok(Check::passed(ignored, || format!("{:?}", run.status)))
-    })
+    // An edit of a run's spec is ignored and reported; `kubectl get` shows what ran.
+    edit_and_wait_ignored(
+        &h,
+        "second",
+        json!({"branchPipeline": "elsewhere", "environment": "qa"}),
+    )
     .await?;
+    assert_eq!(
+        columns(&h, "second").await?,
+        row([NAME, "dev", "develop", "Succeeded"])
+    );
 
-    // Deleting the BranchPipeline deletes its runs.
+    // A rejected run is judged against the BranchPipeline, owned by it, and finishing it trims
+    // the history: the edited run goes.
+    create_run(&h, "rejected", "qa", Some("release/1.4"), Some(&sha("x"))).await?;
+    let rejected = wait_phase(&h, "rejected", &[RunPhase::Rejected]).await?;
+    assert_eq!(owner_of(&rejected), Some(NAME));
+    assert_eq!(
+        columns(&h, "rejected").await?,
+        row([NAME, "qa", "release/1.4", "Rejected"])
+    );
+    wait::until_gone(&runs(&h), "second", TIMEOUT).await?;
+
+    // Deleting the BranchPipeline deletes its runs, one whose spec now names another included.
     create_run(&h, "third", "dev", None, None).await?;
     wait_phase(&h, "third", &[RunPhase::Succeeded]).await?;
+    wait::until_gone(&runs(&h), "rejected", TIMEOUT).await?;
+    edit_and_wait_ignored(&h, "third", json!({"branchPipeline": "elsewhere"})).await?;
     h.delete(NAME).await?;
     h.wait_gone(NAME).await?;
     wait::until("no runs left", TIMEOUT, || async {
