@@ -123,8 +123,8 @@ async fn values_schema_rejects_bad_values() -> TestResult {
             "needs github.app.privateKeySecret.name",
         ),
         (
-            json!({"github": {"app": {"privateKeySecret": {"name": "app"}}}}),
-            "needs github.app.id",
+            json!({"github": {"app": {"privateKeySecret": {"name": "app", "idKey": "app id"}}}}),
+            "/github/app/privateKeySecret/idKey",
         ),
     ];
     let requests: Vec<Value> = cases
@@ -420,6 +420,40 @@ async fn github_credentials_are_mounted_secrets() -> TestResult {
             "no Secrets access"
         );
     }
+    Ok(())
+}
+
+/// Without `github.app.id`, the App's id comes from the Secret holding its key; only the id
+/// is an environment variable, never the key.
+#[tokio::test]
+async fn the_github_app_id_can_come_from_its_secret() -> TestResult {
+    let bed = TestBed::shared().await;
+    let kubeconfig = Kubeconfig::new(bed)?;
+    let release = shared_release(bed, &kubeconfig, "chart-github-id").await?;
+    let values =
+        json!({"github": {"app": {"privateKeySecret": {"name": "github-app", "idKey": "id"}}}});
+    let docs = manifest_docs(&release.install_ok(&without_crd(values)).await?)?;
+    let github: Vec<String> = deployment_args(&docs)?
+        .into_iter()
+        .filter(|a| a.starts_with("--github"))
+        .collect();
+    assert_eq!(
+        github,
+        [
+            "--github-app-key-file=/var/run/secrets/github/app/private-key.pem",
+            "--github-api-url=https://api.github.com",
+        ]
+    );
+    let from_secret: Vec<Value> = deployment_env(&docs)?
+        .into_iter()
+        .filter(|e| e.to_string().contains("github-app"))
+        .collect();
+    assert_eq!(
+        from_secret,
+        [
+            json!({"name": "GITHUB_APP_ID", "valueFrom": {"secretKeyRef": {"name": "github-app", "key": "id"}}})
+        ]
+    );
     Ok(())
 }
 
