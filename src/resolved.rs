@@ -287,7 +287,6 @@ pub fn with_overrides_on(base: &BuildSettings, o: &BuildOverrides) -> BuildSetti
 #[cfg(test)]
 mod tests {
     use super::*;
-    
 
     fn example() -> ValidatedSpec {
         let bp = crate::fixtures::example();

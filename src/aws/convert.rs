@@ -626,8 +626,6 @@ pub fn project_from_sdk(p: &cb::types::Project) -> Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
-    
 
     fn example() -> DesiredState {
         crate::fixtures::example_desired()

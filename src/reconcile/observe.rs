@@ -213,7 +213,6 @@ fn prefix(base: &str) -> String {
 mod tests {
     use super::*;
     use crate::aws::fake::FakeAws;
-    
 
     fn desired() -> DesiredState {
         crate::fixtures::example_desired()

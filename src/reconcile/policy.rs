@@ -220,7 +220,6 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    
 
     const DEFAULTS: Defaults = Defaults {
         resync_interval: Duration::from_secs(600),
