@@ -381,3 +381,90 @@ fn file_path_filters_variables_and_rollback_render_into_v2_fields() {
         );
     }
 }
+
+/// The example with pull-request builds, as a user writes them.
+fn with_pull_requests(events: &str) -> DesiredState {
+    let bp = fixtures::example_edited(&[(
+        "  tags: {team: orders}",
+        &format!(
+            "  tags: {{team: orders}}\n  pullRequests: {{branches: [develop, \"release/*\"], events: {events}, stages: [lint, test]}}"
+        ),
+    )]);
+    render::compile(&bp).expect("valid")
+}
+
+/// Pull requests build in a `-pr` pipeline of their own, PARALLEL so none waits behind a
+/// release or another pull request, started only by its pull-request trigger and never
+/// deploying (README, "Pull-request builds").
+#[test]
+fn pull_requests_build_in_a_parallel_pipeline_of_their_own() {
+    let state = with_pull_requests("[OPEN, UPDATED]");
+    let names: Vec<_> = state
+        .pipelines
+        .iter()
+        .map(|p| p.pipeline.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "team-orders-orders-api",
+            "team-orders-orders-api-production",
+            "team-orders-orders-api-pr"
+        ]
+    );
+    for p in &state.pipelines[..2] {
+        assert_eq!(p.pipeline.execution_mode, "QUEUED", "{}", p.pipeline.name);
+    }
+    let pr = &state.pipelines[2];
+    assert_eq!(pr.pipeline.execution_mode, "PARALLEL");
+    assert_eq!(pr.pipeline.pipeline_type, "V2");
+    assert!(pr.environments.is_empty(), "a pull request never deploys");
+    let stages: Vec<_> = pr.pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(stages, ["Source", "lint", "test"]);
+    let triggers = &pr.pipeline.triggers;
+    assert_eq!(triggers.len(), 1);
+    assert_eq!(triggers[0].provider_type, "CodeStarSourceConnection");
+    let git = &triggers[0].git_configuration;
+    assert_eq!(git.source_action_name, "Source");
+    assert!(git.push.is_empty(), "no push starts it: {git:?}");
+    assert_eq!(git.pull_request.len(), 1);
+    let filter = &git.pull_request[0];
+    assert_eq!(filter.events, ["OPEN", "UPDATED"]);
+    let branches = filter.branches.clone().expect("a branch filter");
+    assert_eq!(branches.includes, ["develop", "release/*"]);
+    assert!(branches.excludes.is_empty());
+    // The branch pipelines keep their push triggers only.
+    for p in &state.pipelines[..2] {
+        for t in &p.pipeline.triggers {
+            assert!(t.git_configuration.pull_request.is_empty(), "{t:?}");
+        }
+    }
+}
+
+/// `events` accepts CLOSED, as CodePipeline's GitPullRequestFilter does, but a closed pull
+/// request has nothing to build: the trigger never carries it.
+#[test]
+fn a_closed_pull_request_is_accepted_and_never_triggers() {
+    let state = with_pull_requests("[OPEN, CLOSED, UPDATED]");
+    let pr = state.pipelines.last().expect("the -pr pipeline");
+    assert_eq!(pr.pipeline.name, "team-orders-orders-api-pr");
+    let filter = &pr.pipeline.triggers[0].git_configuration.pull_request[0];
+    assert_eq!(filter.events, ["OPEN", "UPDATED"]);
+
+    let only_closed = with_pull_requests("[CLOSED]");
+    let names: Vec<_> = only_closed
+        .pipelines
+        .iter()
+        .map(|p| p.pipeline.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "team-orders-orders-api",
+            "team-orders-orders-api-production"
+        ],
+        "no event builds: no pull-request pipeline"
+    );
+    let json = serde_json::to_string(&only_closed).expect("serializes");
+    assert!(!json.contains("CLOSED"), "{json}");
+}

@@ -91,14 +91,18 @@ pub struct BranchPipelineSpec {
     /// `defaults.build`, then from the built-in defaults.
     #[serde(default, skip_serializing_if = "BuildDefaults::is_empty")]
     pub defaults: BuildDefaults,
-    /// Build stages, in order. Each runs once per execution, whatever environments follow.
-    #[schemars(length(min = 1, max = 40))]
+    /// Build stages, in order. Each runs once per execution, whatever environments follow. At
+    /// most 48: a pipeline takes 50 stages ("Quotas in AWS CodePipeline"), one of them the
+    /// source and at least one a deploy.
+    #[schemars(length(min = 1, max = 48))]
     pub stages: Vec<StageSpec>,
     /// The project that deploys to each environment. Defaults apply when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<DeploySpec>,
-    /// Environments, in promotion order. Grouped into pipelines by `pipeline`.
-    #[schemars(length(min = 1, max = 40))]
+    /// Environments, in promotion order. Grouped into pipelines by `pipeline`; each pipeline's
+    /// stages (source, build stages, one per environment) stay within AWS's 50, which the
+    /// controller checks per pipeline.
+    #[schemars(length(min = 1))]
     pub environments: Vec<EnvironmentSpec>,
     /// Pipeline-level variables (CodePipeline V2), overridable per execution. At most 47: a
     /// pipeline takes 50 and the controller declares BPL_TARGET, BPL_BRANCH and BPL_RUN.
@@ -156,7 +160,8 @@ pub struct PullRequestSpec {
     /// Destination branch patterns: pull requests into these are built.
     #[schemars(length(min = 1, max = 8), inner(length(min = 1, max = 255)))]
     pub branches: Vec<String>,
-    /// Which pull-request events start a build: OPEN and UPDATED (a closed one builds nothing).
+    /// Which pull-request events start a build: OPEN and UPDATED. CLOSED is accepted and
+    /// ignored: a closed pull request builds nothing.
     #[serde(default = "default_pr_events")]
     pub events: Vec<PullRequestEvent>,
     /// The build stages a pull request runs, by name; all of them when empty.
@@ -168,13 +173,18 @@ fn default_pr_events() -> Vec<PullRequestEvent> {
     vec![PullRequestEvent::Open, PullRequestEvent::Updated]
 }
 
-/// CodePipeline's pull-request events that build (GitPullRequestFilter `events`).
+/// CodePipeline's pull-request events (GitPullRequestFilter `events`,
+/// <https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_GitPullRequestFilter.html>).
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum PullRequestEvent {
     #[serde(rename = "OPEN")]
     Open,
     #[serde(rename = "UPDATED")]
     Updated,
+    /// Accepted and ignored: the render never triggers on it, since a closed pull request has
+    /// nothing left to check.
+    #[serde(rename = "CLOSED")]
+    Closed,
 }
 
 impl PullRequestEvent {
@@ -182,6 +192,7 @@ impl PullRequestEvent {
         match self {
             Self::Open => "OPEN",
             Self::Updated => "UPDATED",
+            Self::Closed => "CLOSED",
         }
     }
 }

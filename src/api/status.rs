@@ -51,9 +51,9 @@ pub struct BranchPipelineStatus {
     /// updates once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_now: Option<String>,
-    /// What runs where: each environment's last run and what it has deployed, for the
-    /// environments that have run. Written by the execution tracker, apart from the rest of
-    /// the status.
+    /// What runs where: one entry per environment, with its pipeline, its last run and what it
+    /// has deployed (an environment that never ran has neither). Written by the execution
+    /// tracker, apart from the rest of the status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<EnvironmentStatus>,
     /// The newest execution of any of the pipelines, for `kubectl get`.

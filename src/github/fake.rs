@@ -1,5 +1,5 @@
-//! An in-memory GitHub for unit tests: keeps statuses, counts reads, and refuses or rate-limits
-//! posts on request.
+//! An in-memory GitHub for unit tests: keeps statuses, counts reads, refuses or rate-limits
+//! posts on request, and logs the HTTP requests the real client would send for each call.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{CommitStatus, GithubApi, GithubError, Posted, Repo};
+use super::{CommitStatus, GithubApi, GithubError, Operation, Outcome, Posted, Repo, RequestLog};
 
 #[derive(Default)]
 pub struct FakeGithub {
@@ -21,6 +21,8 @@ struct State {
     rate_limited: usize,
     retry_after: Duration,
     refuse: Option<u16>,
+    /// Pages a read of a commit's statuses takes (at least one).
+    pages: usize,
 }
 
 impl FakeGithub {
@@ -46,6 +48,12 @@ impl FakeGithub {
     pub fn refuse_posts(&self, status: u16) {
         self.lock().refuse = Some(status);
     }
+
+    /// Each read of a commit's statuses takes `pages` requests, as a commit with that many
+    /// pages of contexts does.
+    pub fn paged(&self, pages: usize) {
+        self.lock().pages = pages;
+    }
 }
 
 #[async_trait]
@@ -54,9 +62,13 @@ impl GithubApi for FakeGithub {
         &self,
         repo: &Repo,
         sha: &str,
+        log: &dyn RequestLog,
     ) -> Result<BTreeMap<String, Posted>, GithubError> {
         let mut s = self.lock();
         s.reads += 1;
+        for _ in 0..s.pages.max(1) {
+            log.request(Operation::GetCombinedStatus, Outcome::Success);
+        }
         let mut latest = BTreeMap::new();
         for (r, status) in s.posts.iter().rev() {
             if r == repo && status.sha == sha {
@@ -68,22 +80,52 @@ impl GithubApi for FakeGithub {
         Ok(latest)
     }
 
-    async fn post(&self, repo: &Repo, status: &CommitStatus) -> Result<(), GithubError> {
+    async fn post(
+        &self,
+        repo: &Repo,
+        status: &CommitStatus,
+        log: &dyn RequestLog,
+    ) -> Result<(), GithubError> {
         let mut s = self.lock();
-        if s.rate_limited > 0 {
+        let result = if s.rate_limited > 0 {
             s.rate_limited -= 1;
-            return Err(GithubError::RateLimited {
+            Err(GithubError::RateLimited {
                 retry_after: s.retry_after,
-            });
-        }
-        if let Some(code) = s.refuse {
-            return Err(GithubError::Refused {
+            })
+        } else if let Some(code) = s.refuse {
+            Err(GithubError::Refused {
                 operation: "CreateCommitStatus",
                 status: code,
                 message: "refused by the test".into(),
-            });
-        }
-        s.posts.push((repo.clone(), status.clone()));
-        Ok(())
+            })
+        } else {
+            s.posts.push((repo.clone(), status.clone()));
+            Ok(())
+        };
+        log.request(Operation::CreateCommitStatus, Outcome::of(&result));
+        result
+    }
+}
+
+/// A [`RequestLog`] that keeps what it is told, in order.
+#[derive(Default)]
+pub struct RecordingLog(Mutex<Vec<(Operation, Outcome)>>);
+
+impl RecordingLog {
+    pub fn requests(&self) -> Vec<(Operation, Outcome)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn operations(&self) -> Vec<Operation> {
+        self.requests().into_iter().map(|(o, _)| o).collect()
+    }
+}
+
+impl RequestLog for RecordingLog {
+    fn request(&self, operation: Operation, outcome: Outcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((operation, outcome));
     }
 }

@@ -10,6 +10,8 @@ pub mod client;
 #[cfg(test)]
 pub mod fake;
 pub mod reporter;
+#[cfg(test)]
+mod testserver;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -134,6 +136,69 @@ impl fmt::Display for Repo {
     }
 }
 
+/// One kind of HTTP request to GitHub's REST API. Each request sent is one count of its
+/// operation: a read of several pages is several requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `GET /repos/{owner}/{repo}/installation`, as the App
+    /// (<https://docs.github.com/en/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app>).
+    GetRepositoryInstallation,
+    /// `POST /app/installations/{id}/access_tokens`, as the App
+    /// (<https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app>).
+    CreateInstallationAccessToken,
+    /// One page of `GET /repos/{owner}/{repo}/commits/{ref}/status`.
+    GetCombinedStatus,
+    /// `POST /repos/{owner}/{repo}/statuses/{sha}`.
+    CreateCommitStatus,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GetRepositoryInstallation => "GetRepositoryInstallation",
+            Self::CreateInstallationAccessToken => "CreateInstallationAccessToken",
+            Self::GetCombinedStatus => "GetCombinedStatus",
+            Self::CreateCommitStatus => "CreateCommitStatus",
+        }
+    }
+}
+
+/// How one request ended, as `branchpipeline_github_requests_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Success,
+    RateLimited,
+    RetryableError,
+    TerminalError,
+}
+
+impl Outcome {
+    pub fn of<T>(result: &Result<T, GithubError>) -> Self {
+        match result {
+            Ok(_) => Self::Success,
+            Err(GithubError::RateLimited { .. }) => Self::RateLimited,
+            Err(e) if e.is_retryable() => Self::RetryableError,
+            Err(_) => Self::TerminalError,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::RateLimited => "rate_limited",
+            Self::RetryableError => "retryable_error",
+            Self::TerminalError => "terminal_error",
+        }
+    }
+}
+
+/// Told of every HTTP request a [`GithubApi`] sends, once it has ended: what the metrics count.
+pub trait RequestLog: Send + Sync {
+    fn request(&self, operation: Operation, outcome: Outcome);
+}
+
+/// Each method sends as many HTTP requests as it needs (an installation lookup, a token, each
+/// page) and tells `log` of every one.
 #[async_trait]
 pub trait GithubApi: Send + Sync {
     /// The latest status per context GitHub holds for `sha`.
@@ -141,6 +206,12 @@ pub trait GithubApi: Send + Sync {
         &self,
         repo: &Repo,
         sha: &str,
+        log: &dyn RequestLog,
     ) -> Result<BTreeMap<String, Posted>, GithubError>;
-    async fn post(&self, repo: &Repo, status: &CommitStatus) -> Result<(), GithubError>;
+    async fn post(
+        &self,
+        repo: &Repo,
+        status: &CommitStatus,
+        log: &dyn RequestLog,
+    ) -> Result<(), GithubError>;
 }

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{CommitStatus, GithubApi, GithubError, Posted, Repo};
+use super::{CommitStatus, GithubApi, GithubError, Operation, Outcome, Posted, Repo, RequestLog};
 use crate::metrics::Metrics;
 
 /// Commits remembered before the memory is cleared and GitHub is read again.
@@ -94,9 +94,7 @@ impl Reporter {
         let known = match known {
             Some(known) => known,
             None => {
-                let read = self.api.statuses(repo, &status.sha).await;
-                self.count("GetCombinedStatus", &read);
-                let read = read?;
+                let read = self.api.statuses(repo, &status.sha, self).await?;
                 let mut all = self.known.lock().await;
                 if all.len() >= REMEMBERED {
                     all.clear();
@@ -108,9 +106,7 @@ impl Reporter {
         if known.get(&status.context) == Some(&status.posted()) {
             return Ok(false);
         }
-        let posted = self.api.post(repo, status).await;
-        self.count("CreateCommitStatus", &posted);
-        posted?;
+        self.api.post(repo, status, self).await?;
         debug!(repository = %repo, sha = %status.sha, context = %status.context, state = status.state.as_str(), "posted a commit status");
         self.known
             .lock()
@@ -120,16 +116,14 @@ impl Reporter {
             .insert(status.context.clone(), status.posted());
         Ok(true)
     }
+}
 
-    fn count<T>(&self, operation: &str, result: &Result<T, GithubError>) {
-        let outcome = match result {
-            Ok(_) => "success",
-            Err(GithubError::RateLimited { .. }) => "rate_limited",
-            Err(e) if e.is_retryable() => "retryable_error",
-            Err(_) => "terminal_error",
-        };
+/// `branchpipeline_github_requests_total`: the API tells of each HTTP request it sends (each
+/// page, installation lookup and token), not of each call made here.
+impl RequestLog for Reporter {
+    fn request(&self, operation: Operation, outcome: Outcome) {
         if let Some(metrics) = &self.metrics {
-            metrics.github_request(operation, outcome);
+            metrics.github_request(operation.as_str(), outcome.as_str());
         }
     }
 }
@@ -212,5 +206,37 @@ mod tests {
             report.error,
             Some(GithubError::Refused { status: 422, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_metric_counts_each_http_request_the_api_sends() {
+        let github = Arc::new(FakeGithub::default());
+        github.paged(3);
+        github.rate_limit_next(1, Duration::from_secs(60));
+        let metrics = Arc::new(Metrics::new());
+        let reporter = Reporter::new(github.clone(), Some(metrics.clone()));
+        let wanted = [
+            status("a", "branchpipeline/build", State::Success),
+            status("a", "branchpipeline/dev", State::Pending),
+        ];
+        let held = reporter.report(&repo(), &wanted).await;
+        assert_eq!((held.posted, held.waiting), (0, 2));
+        let text = metrics.encode();
+        let series = |operation: &str, outcome: &str| {
+            format!(
+                "branchpipeline_github_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} "
+            )
+        };
+        for (operation, outcome, count) in [
+            ("GetCombinedStatus", "success", 3),
+            ("CreateCommitStatus", "rate_limited", 1),
+        ] {
+            let line = format!("{}{count}\n", series(operation, outcome));
+            assert!(text.contains(&line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains(&series("CreateCommitStatus", "success")),
+            "the held status sent nothing: {text}"
+        );
     }
 }

@@ -11,12 +11,17 @@
 //! - GetPipelineExecution gives the resolved pipeline-level variables: `BPL_RUN` and
 //!   `BPL_BRANCH` say which BranchPipelineRun started it and for which branch (see
 //!   [`crate::render::routing`]); `BranchName` may then be the configured branch.
+//! - When a deploy ended is its stage's, not the execution's: each ActionExecutionDetail of
+//!   ListActionExecutions has its own `startTime` and `lastUpdateTime`
+//!   (<https://docs.aws.amazon.com/codepipeline/latest/APIReference/API_ActionExecutionDetail.html>),
+//!   while the execution's `lastUpdateTime` moves on with every later stage (an approval after
+//!   it can hold the execution for days).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::run::stage_results;
 use crate::api::{Deployed, EnvironmentStatus, ExecutionRecord, RunStage};
-use crate::aws::executions::{ActionRun, Execution, ExecutionStatus, StageState};
+use crate::aws::executions::{ActionRun, ActionStatus, Execution, ExecutionStatus, StageState};
 use crate::github::{CommitStatus, State};
 use crate::render::routing::{PUSH, RUN_BRANCH_VARIABLE, RUN_VARIABLE, TARGET_VARIABLE};
 use crate::render::{DesiredPipeline, SOURCE_STAGE, stage_name};
@@ -64,6 +69,8 @@ pub struct ExecutionView {
     pub stages: Vec<RunStage>,
     /// The source action's output variables.
     pub source: BTreeMap<String, String>,
+    /// Per stage whose actions have all ended: the latest `lastUpdateTime` among them.
+    pub stage_ends: BTreeMap<String, String>,
 }
 
 impl ExecutionView {
@@ -77,6 +84,7 @@ impl ExecutionView {
             stages: stage_results(&execution, actions, states),
             execution,
             source,
+            stage_ends: stage_ends(actions),
         }
     }
 
@@ -120,6 +128,12 @@ impl ExecutionView {
 
     fn stage(&self, name: &str) -> Option<&RunStage> {
         self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// When `stage` ended, if its result is final and its actions say when.
+    fn stage_end(&self, stage: &str, result: &str) -> Option<String> {
+        let ended = matches!(result, "Succeeded" | "Failed" | "Stopped" | "Cancelled");
+        ended.then(|| self.stage_ends.get(stage).cloned()).flatten()
     }
 
     pub fn record(&self, result: &str) -> ExecutionRecord {
@@ -181,19 +195,58 @@ pub fn environment(
         if !counts {
             continue;
         }
-        status.last_run = Some(view.record(result));
+        let end = view.stage_end(&stage, result);
+        let mut run = view.record(result);
+        if end.is_some() {
+            run.end_time.clone_from(&end);
+        }
+        status.last_run = Some(run);
         if result == "Succeeded"
             && let Some(commit) = view.commit()
         {
             status.deployed = Some(Deployed {
                 commit,
                 branch: view.branch(),
-                time: view.execution.last_update_time.clone(),
+                // The execution's time only when the actions give none.
+                time: end.or_else(|| view.execution.last_update_time.clone()),
                 execution_id: view.execution.id.clone(),
             });
         }
     }
     status
+}
+
+/// When each stage ended: the latest `lastUpdateTime` of its actions, for a stage none of
+/// whose actions still runs (a retried stage has one action execution per attempt). Times are
+/// compared as instants: RFC 3339 text with and without fractions does not sort as text.
+fn stage_ends(actions: &[ActionRun]) -> BTreeMap<String, String> {
+    let mut running = BTreeSet::new();
+    let mut ends: BTreeMap<String, (jiff::Timestamp, String)> = BTreeMap::new();
+    for action in actions {
+        if matches!(
+            action.status,
+            ActionStatus::InProgress | ActionStatus::Unknown
+        ) {
+            running.insert(action.stage.as_str());
+            continue;
+        }
+        let Some(text) = &action.last_update_time else {
+            continue;
+        };
+        let Ok(at) = text.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        if ends
+            .get(&action.stage)
+            .is_none_or(|(latest, _)| at > *latest)
+        {
+            ends.insert(action.stage.clone(), (at, text.clone()));
+        }
+    }
+    ends.into_iter()
+        .filter(|(stage, _)| !running.contains(stage.as_str()))
+        .map(|(stage, (_, text))| (stage, text))
+        .collect()
 }
 
 /// The statuses GitHub should show for one execution's commit: `branchpipeline/build` for the
@@ -296,7 +349,6 @@ pub fn console_url(region: &str, pipeline: &str, execution: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::executions::ActionStatus;
 
     const SHA: &str = "4f2a9c1d0e5b6a7f8091a2b3c4d5e6f708192a3b";
 
@@ -482,6 +534,107 @@ mod tests {
             )],
         );
         assert_eq!(qa.last_run, None, "a skipped environment has no run");
+    }
+
+    /// A release push that deployed stage and waits for perf's approval: the execution is still
+    /// running, and its `lastUpdateTime` is long after stage's deploy ended.
+    fn release_push(approval: ActionStatus) -> ExecutionView {
+        let timed = |stage: &str, action: &str, status, end: &str| ActionRun {
+            start_time: Some("2026-11-27T10:00:00Z".into()),
+            last_update_time: Some(end.into()),
+            ..self::action(stage, action, status)
+        };
+        let actions = [
+            timed(
+                SOURCE_STAGE,
+                "Source",
+                ActionStatus::Succeeded,
+                "2026-11-27T10:00:10Z",
+            ),
+            timed(
+                "build",
+                "build",
+                ActionStatus::Succeeded,
+                "2026-11-27T10:02:00Z",
+            ),
+            // Two actions in one stage: the later one ends it, fractions and all.
+            timed(
+                "deploy-stage",
+                "deploy",
+                ActionStatus::Succeeded,
+                "2026-11-27T10:03:00Z",
+            ),
+            timed(
+                "deploy-stage",
+                "smoke",
+                ActionStatus::Succeeded,
+                "2026-11-27T10:03:00.5Z",
+            ),
+            timed("deploy-perf", "approve", approval, "2026-11-27T11:00:00Z"),
+        ];
+        let states: Vec<StageState> = [SOURCE_STAGE, "build", "deploy-stage", "deploy-perf"]
+            .iter()
+            .map(|s| StageState {
+                name: s.to_string(),
+                latest: None,
+            })
+            .collect();
+        let mut e = execution("e9", ExecutionStatus::InProgress, "WebhookV2");
+        e.last_update_time = Some("2026-11-27T11:00:00Z".into());
+        if approval != ActionStatus::InProgress {
+            e.status = ExecutionStatus::Succeeded;
+            e.last_update_time = Some("2026-11-27T12:00:00Z".into());
+        }
+        ExecutionView::new(e, &actions, &states)
+    }
+
+    #[test]
+    fn a_deploy_ends_when_its_stage_does_not_when_the_execution_does() {
+        let waiting = release_push(ActionStatus::InProgress);
+        let stage = environment(None, "ns-app", "stage", std::slice::from_ref(&waiting));
+        let run = stage.last_run.expect("stage ran");
+        assert_eq!(run.result, "Succeeded");
+        assert_eq!(
+            run.end_time.as_deref(),
+            Some("2026-11-27T10:03:00.5Z"),
+            "its last action's end, though the execution still runs"
+        );
+        let deployed = stage.deployed.expect("deployed");
+        assert_eq!(deployed.time.as_deref(), Some("2026-11-27T10:03:00.5Z"));
+        let perf = environment(None, "ns-app", "perf", std::slice::from_ref(&waiting));
+        let run = perf.last_run.expect("perf is waiting");
+        assert_eq!(
+            (run.result.as_str(), run.end_time),
+            ("AwaitingApproval", None),
+            "a stage still running has not ended"
+        );
+
+        let done = release_push(ActionStatus::Succeeded);
+        let stage = environment(None, "ns-app", "stage", std::slice::from_ref(&done));
+        assert_eq!(
+            stage.deployed.and_then(|d| d.time).as_deref(),
+            Some("2026-11-27T10:03:00.5Z"),
+            "not the execution's end (12:00)"
+        );
+        let perf = environment(None, "ns-app", "perf", std::slice::from_ref(&done));
+        assert_eq!(
+            perf.last_run.and_then(|r| r.end_time).as_deref(),
+            Some("2026-11-27T11:00:00Z")
+        );
+    }
+
+    #[test]
+    fn without_action_times_a_deploy_takes_the_executions() {
+        let done = develop_push("e1", ExecutionStatus::Succeeded, ActionStatus::Succeeded);
+        let dev = environment(None, "ns-app", "dev", std::slice::from_ref(&done));
+        assert_eq!(
+            dev.deployed.and_then(|d| d.time).as_deref(),
+            Some("2026-11-27T10:05:00Z")
+        );
+        assert_eq!(
+            dev.last_run.and_then(|r| r.end_time).as_deref(),
+            Some("2026-11-27T10:05:00Z")
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ use std::time::Duration;
 use super::executions::{self, ExecutionView, TrackedPipeline};
 use super::status::set_condition;
 use crate::api::{
-    BranchPipelineStatus, CONDITION_COMMIT_STATUSES, EnvironmentStatus, ExecutionCursor,
-    ExecutionRecord,
+    BranchPipelineStatus, CONDITION_COMMIT_STATUSES, ExecutionCursor, ExecutionRecord,
 };
 use crate::aws::executions::Execution;
 use crate::github::CommitStatus;
@@ -78,23 +77,23 @@ pub fn decide(
     for reading in readings {
         let name = &reading.pipeline.name;
         let old_cursor = cursor_of(&previous, name);
-        let Some(read) = &reading.executions else {
+        // One entry per environment, as issue 12 asks: one that never ran is listed with its
+        // pipeline and no run, so `status.environments` answers "what runs where" for every
+        // environment. A pipeline that could not be read keeps what the status said.
+        let views = reading
+            .executions
+            .as_ref()
+            .map_or(&[][..], |r| &r.views[..]);
+        for env in &reading.pipeline.environments {
+            let before = previous.environments.iter().find(|e| &e.name == env);
             status
                 .environments
-                .extend(kept_environments(&previous, &reading.pipeline));
+                .push(executions::environment(before, name, env, views));
+        }
+        let Some(read) = &reading.executions else {
             push_cursor(&mut status, name, old_cursor.map(str::to_string));
             continue;
         };
-        for env in &reading.pipeline.environments {
-            let before = previous.environments.iter().find(|e| &e.name == env);
-            let entry = executions::environment(before, name, env, &read.views);
-            // An environment that never ran says nothing `status.pipelines` does not: leaving
-            // it out spares a new resource a status write (and the steady state one per object
-            // created since the last poll).
-            if entry.last_run.is_some() || entry.deployed.is_some() {
-                status.environments.push(entry);
-            }
-        }
         push_cursor(
             &mut status,
             name,
@@ -119,19 +118,6 @@ pub fn decide(
         post: latest_per_context(post),
         active,
     }
-}
-
-/// The environments a pipeline that could not be read deploys, as the status last said.
-fn kept_environments(
-    previous: &BranchPipelineStatus,
-    pipeline: &TrackedPipeline,
-) -> Vec<EnvironmentStatus> {
-    previous
-        .environments
-        .iter()
-        .filter(|e| pipeline.environments.contains(&e.name))
-        .cloned()
-        .collect()
 }
 
 fn cursor_of<'a>(status: &'a BranchPipelineStatus, pipeline: &str) -> Option<&'a str> {
@@ -267,7 +253,7 @@ fn posting_condition(repo: &str, report: Option<&Report>) -> (bool, &'static str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::CONDITION_READY;
+    use crate::api::{CONDITION_READY, EnvironmentStatus};
     use crate::aws::executions::{ActionRun, ActionStatus, ExecutionStatus, StageState};
     use crate::github::{GithubError, State};
     use crate::render::SOURCE_STAGE;
@@ -377,25 +363,51 @@ mod tests {
             dev.last_run.as_ref().map(|r| r.result.as_str()),
             Some("InProgress")
         );
+        let qa = &d.status.environments[1];
         assert_eq!(
-            d.status.environments.len(),
-            1,
-            "qa was skipped and has never run: no entry"
+            (qa.name.as_str(), qa.pipeline.as_str()),
+            ("qa", "team-app"),
+            "qa was skipped and has never run: an entry without a run"
         );
+        assert_eq!((&qa.last_run, &qa.deployed), (&None, &None));
+        assert_eq!(d.status.environments.len(), 2, "one entry per environment");
         let last = d.status.last_execution.expect("a last execution");
         assert_eq!(last.pipeline.as_deref(), Some("team-app"));
     }
 
+    fn bare(name: &str) -> EnvironmentStatus {
+        EnvironmentStatus {
+            name: name.into(),
+            pipeline: "team-app".into(),
+            last_run: None,
+            deployed: None,
+        }
+    }
+
     #[test]
-    fn a_pipeline_that_never_ran_leaves_the_status_as_it_was() {
+    fn a_pipeline_that_never_ran_lists_its_environments_without_runs() {
         let d = decide(
             &BranchPipelineStatus::default(),
             &[reading(&[])],
             "eu-west-1",
             &on(),
         );
-        assert_eq!(d.status, BranchPipelineStatus::default());
+        assert_eq!(d.status.environments, [bare("dev"), bare("qa")]);
+        assert_eq!(d.status.last_execution, None);
+        assert!(d.status.execution_cursors.is_empty());
         assert!(d.post.is_empty() && !d.active);
+        let again = decide(&d.status, &[reading(&[])], "eu-west-1", &on());
+        assert_eq!(again.status, d.status, "nothing new: nothing to write");
+    }
+
+    #[test]
+    fn a_pipeline_never_read_still_lists_its_environments() {
+        let failed = Reading {
+            pipeline: tracked(),
+            executions: None,
+        };
+        let d = decide(&BranchPipelineStatus::default(), &[failed], "r", &on());
+        assert_eq!(d.status.environments, [bare("dev"), bare("qa")]);
     }
 
     #[test]

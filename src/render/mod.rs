@@ -69,7 +69,10 @@ pub fn render(spec: &ValidatedSpec) -> Result<DesiredState, Vec<FieldError>> {
         errors.extend(checks::pipeline(spec, &group, &pipeline));
         state.pipelines.push(pipeline);
     }
-    if let Some(prs) = &spec.pull_requests {
+    // Only CLOSED (accepted, never built) leaves no pull request to build: no `-pr` pipeline.
+    if let Some(prs) = &spec.pull_requests
+        && !stages::building_events(prs).is_empty()
+    {
         state
             .pipelines
             .push(pull_request_pipeline(spec, prs, &projects));

@@ -7,7 +7,7 @@ use super::{
     APPROVAL_ACTION, BUILD_ARTIFACT, DEPLOY_ACTION, DEPLOY_STAGE_PREFIX, SOURCE_ACTION,
     SOURCE_ARTIFACT, SOURCE_NAMESPACE, SOURCE_STAGE, routing,
 };
-use crate::api::ApprovalSpec;
+use crate::api::{ApprovalSpec, PullRequestEvent};
 use crate::resolved::{Environment, PullRequests, ValidatedSpec};
 
 pub(super) fn source(spec: &ValidatedSpec, branch: &str, detect_changes: bool) -> Stage {
@@ -56,8 +56,19 @@ pub(super) fn push_trigger(spec: &ValidatedSpec, branches: Vec<String>) -> Pipel
     }
 }
 
-/// A pull-request trigger (CodePipeline API Reference, GitPullRequestFilter): the events, and
-/// the destination branches.
+/// The pull-request events a build starts on. CLOSED is accepted in the spec, as CodePipeline
+/// accepts it (GitPullRequestFilter `events`: OPEN, UPDATED, CLOSED), but a closed pull request
+/// has nothing left to check and no head to report on, so it never triggers.
+pub(super) fn building_events(prs: &PullRequests) -> Vec<String> {
+    prs.events
+        .iter()
+        .filter(|e| e.as_str() != PullRequestEvent::Closed.as_str())
+        .cloned()
+        .collect()
+}
+
+/// A pull-request trigger (CodePipeline API Reference, GitPullRequestFilter): the events that
+/// build, and the destination branches.
 pub(super) fn pull_request_trigger(spec: &ValidatedSpec, prs: &PullRequests) -> PipelineTrigger {
     let file_paths = spec.source.file_paths.as_ref().map(|f| FilterCriteria {
         includes: f.includes.clone(),
@@ -69,7 +80,7 @@ pub(super) fn pull_request_trigger(spec: &ValidatedSpec, prs: &PullRequests) -> 
             source_action_name: SOURCE_ACTION.into(),
             push: Vec::new(),
             pull_request: vec![GitPullRequestFilter {
-                events: prs.events.clone(),
+                events: building_events(prs),
                 branches: Some(FilterCriteria {
                     includes: prs.branches.clone(),
                     excludes: Vec::new(),

@@ -11,10 +11,11 @@ mod support;
 mod harness;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use branchpipeline::api::*;
+use serde::Deserialize;
 use serde_json::json;
 
 use harness::Harness;
@@ -257,13 +258,42 @@ async fn a_develop_push_reports_build_and_dev_only() -> Result<()> {
         ("push", "Succeeded")
     );
     assert_eq!(last.branch.as_deref(), Some("develop"));
-    assert!(
-        environment(&bp, "qa")
-            .and_then(|e| e.last_run.as_ref())
-            .is_none(),
-        "{:?}",
-        bp.status
+    assert_eq!(
+        last.end_time,
+        dev.deployed.as_ref().and_then(|d| d.time.clone()),
+        "both are when deploy-dev ended"
     );
+    assert!(last.end_time.is_some(), "{dev:?}");
+    // One entry per environment: those the push did not reach are listed, with no run.
+    let production = format!("{}-production", w.pipeline());
+    let listed: Vec<(&str, &str)> = bp
+        .status
+        .as_ref()
+        .map(|s| {
+            s.environments
+                .iter()
+                .map(|e| (e.name.as_str(), e.pipeline.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let pipeline = w.pipeline();
+    assert_eq!(
+        listed,
+        [
+            ("dev", pipeline.as_str()),
+            ("qa", pipeline.as_str()),
+            ("stage", pipeline.as_str()),
+            ("perf", pipeline.as_str()),
+            ("prod", production.as_str()),
+        ]
+    );
+    for name in ["qa", "stage", "perf", "prod"] {
+        assert!(
+            environment(&bp, name).is_some_and(|e| e.last_run.is_none() && e.deployed.is_none()),
+            "{name}: {:?}",
+            bp.status
+        );
+    }
     let status = bp.status.clone().unwrap_or_default();
     let condition = status
         .condition(CONDITION_COMMIT_STATUSES)
@@ -391,10 +421,8 @@ async fn a_failing_test_stage_fails_the_build_status_only() -> Result<()> {
     );
     let bp = w.bp(NAME).await?;
     assert!(
-        environment(&bp, "dev")
-            .and_then(|e| e.deployed.as_ref())
-            .is_none(),
-        "{:?}",
+        environment(&bp, "dev").is_some_and(|e| e.deployed.is_none() && e.last_run.is_none()),
+        "dev is listed, never reached: {:?}",
         bp.status
     );
     Ok(())
@@ -464,9 +492,13 @@ async fn a_pull_request_builds_and_deploys_nothing() -> Result<()> {
         })
         .await?;
     let status = bp.status.unwrap_or_default();
+    assert_eq!(status.environments.len(), 5, "{status:?}");
     assert!(
-        status.environments.iter().all(|e| e.last_run.is_none()),
-        "{status:?}"
+        status
+            .environments
+            .iter()
+            .all(|e| e.last_run.is_none() && e.deployed.is_none()),
+        "a pull request deploys nothing: {status:?}"
     );
     Ok(())
 }
@@ -530,6 +562,36 @@ async fn restart_mid_run_posts_nothing_twice(prefix: &str, others: usize) -> Res
     Ok(())
 }
 
+/// One API call in the fake's request log, with the time it arrived (epoch seconds).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimedRequest {
+    method: String,
+    path: String,
+    repo: Option<String>,
+    installation_id: Option<u64>,
+    status: u16,
+    rate_limited: Option<String>,
+    /// The `retry-after` a secondary limit answered, in seconds.
+    retry_after: Option<f64>,
+    time: f64,
+}
+
+/// Every API call about this world's repository or installation, in arrival order.
+async fn timed_requests(w: &World) -> Result<Vec<TimedRequest>> {
+    let body = support::http::get_json(w.github.url(), "/_fake/requests").await?;
+    let all: Vec<TimedRequest> = serde_json::from_value(body["requests"].clone())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| {
+            r.repo
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(&w.repo))
+                || r.installation_id == Some(w.installation)
+        })
+        .collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_github_delays_posts_but_loses_none() -> Result<()> {
     let w = World::new("gh-ratelimit").await?;
@@ -538,7 +600,6 @@ async fn a_rate_limited_github_delays_posts_but_loses_none() -> Result<()> {
     w.github
         .rate_limit(&json!({"kind": "secondary", "count": 2, "retryAfter": 4, "repo": w.repo}))
         .await?;
-    let started = Instant::now();
     w.push("develop", &sha).await?;
     let all = w
         .wait_statuses(
@@ -549,13 +610,45 @@ async fn a_rate_limited_github_delays_posts_but_loses_none() -> Result<()> {
             ],
         )
         .await?;
-    let requests = w.github.requests(&w.repo, w.installation).await?;
-    let limited = requests.iter().filter(|r| r.rate_limited.is_some()).count();
-    assert_eq!(limited, 2, "both injected limits were hit: {requests:?}");
-    assert!(
-        started.elapsed() >= Duration::from_secs(4),
-        "posting waited for Retry-After"
+    let requests = timed_requests(&w).await?;
+    let limited: Vec<&TimedRequest> = requests
+        .iter()
+        .filter(|r| r.rate_limited.is_some())
+        .collect();
+    assert_eq!(
+        limited.len(),
+        2,
+        "both injected limits were hit: {requests:#?}"
     );
+    for hold in limited {
+        assert_eq!(
+            (hold.method.as_str(), hold.status, hold.retry_after),
+            ("POST", 403, Some(4.0)),
+            "{hold:?}"
+        );
+        // Nothing at all goes to GitHub until Retry-After has passed: no post is accepted,
+        // none is even tried. `time` is when a request arrived, so the window checked here
+        // ends no later than the one the controller was given.
+        let until = hold.time + 4.0;
+        let during: Vec<&TimedRequest> = requests
+            .iter()
+            .filter(|r| r.time > hold.time && r.time < until)
+            .collect();
+        assert!(
+            during.is_empty(),
+            "sent during the Retry-After window of {hold:?}: {during:#?}"
+        );
+        let resent = requests.iter().any(|r| {
+            r.method == "POST" && r.path == hold.path && r.status == 201 && r.time >= until
+        });
+        assert!(
+            resent,
+            "the held post to {} was accepted after the window: {requests:#?}",
+            hold.path
+        );
+    }
+    // None lost: every context ends where the execution did, and GitHub holds exactly what
+    // was accepted.
     assert_eq!(
         contexts(&all),
         BTreeSet::from([
@@ -563,6 +656,13 @@ async fn a_rate_limited_github_delays_posts_but_loses_none() -> Result<()> {
             "branchpipeline/dev".to_string()
         ])
     );
+    let accepted = requests
+        .iter()
+        .filter(|r| {
+            r.method == "POST" && r.path.ends_with(&format!("/statuses/{sha}")) && r.status == 201
+        })
+        .count();
+    assert_eq!(accepted, w.statuses(&sha).await?.len(), "{}", summary(&all));
     let log = w.h.controller_log_full(0);
     assert!(log.contains("GitHub rate limit"), "the wait is logged");
     Ok(())

@@ -353,6 +353,7 @@ class GitHubFake:
             "repo": None,
             "status": None,
             "rateLimited": None,
+            "retryAfter": None,
             "time": time.time(),
         }
         try:
@@ -527,6 +528,7 @@ class GitHubFake:
                 f"help, please include the request ID {secrets.token_hex(8).upper()}."
             )
             raise Refusal(status, models.error(message, status, DOC_PRIMARY), headers)
+        entry["retryAfter"] = injected["retryAfter"]
         message = (
             "You have exceeded a secondary rate limit. Please wait a few minutes before you "
             "try again. If you reach out to GitHub Support for help, please include the "

@@ -743,8 +743,8 @@ class RateLimitTest(ServerTest):
         self.assertEqual(len(self.call("GET", "/_fake/statuses")[2]["statuses"]), 1)
         log = self.requests_log()
         self.assertEqual(
-            [(e["status"], e["rateLimited"]) for e in log[-4:]],
-            [(200, None), (403, "secondary"), (403, "secondary"), (201, None)],
+            [(e["status"], e["rateLimited"], e["retryAfter"]) for e in log[-4:]],
+            [(200, None, None), (403, "secondary", 2), (403, "secondary", 2), (201, None, None)],
         )
         self.call(
             "POST", "/_fake/rate-limit", {"kind": "secondary", "status": 429, "retryAfter": 1}
@@ -779,8 +779,8 @@ class RateLimitTest(ServerTest):
         self.assertEqual(self.post_status(self.auth, state="success")[0], 201)
         self.assertEqual(len(self.call("GET", "/_fake/statuses")[2]["statuses"]), 1)
         self.assertEqual(
-            [e["rateLimited"] for e in self.requests_log()[-5:]],
-            ["primary", "primary", None, "primary", None],
+            [(e["rateLimited"], e["retryAfter"]) for e in self.requests_log()[-5:]],
+            [("primary", None), ("primary", None), (None, None), ("primary", None), (None, None)],
         )
 
     def test_injection_for_one_repo_and_bad_requests(self) -> None:
