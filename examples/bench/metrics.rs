@@ -9,6 +9,8 @@ pub const RECONCILE_COUNT: &str = "branchpipeline_reconcile_duration_seconds_cou
 /// The API server's requests, by verb, resource and subresource (kube-apiserver 1.20).
 pub const API_SERVER_REQUESTS: &str = "apiserver_request_total";
 pub const RATE_WAIT_SUM: &str = "branchpipeline_aws_rate_limit_wait_seconds_sum";
+/// A gauge: the pipelines the controller manages.
+pub const MANAGED_PIPELINES: &str = "branchpipeline_managed_pipelines";
 
 type Labels = BTreeMap<String, String>;
 

@@ -4,7 +4,7 @@
 //! pass with many slots falling, with edits during it (controller "busy", a shorter interval).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -15,18 +15,23 @@ use crate::capture;
 use crate::controller::{self, Controller};
 use crate::edits::{self, Edit, EditReport, Editor};
 use crate::fleet::{self, Object, ReadyWatch};
-use crate::metrics::Sample;
+use crate::metrics::{self, Sample};
 use crate::plain::{self, PLAIN_PREFIX, PlainRun};
+use crate::results::{self, Build, Record, ShardsRecord};
 use crate::support::{BedOptions, TestBed};
-use crate::{Args, procfs, report, shards};
+use crate::{Args, procfs, report, shards, tracker};
 
 /// moto's page size in the bench: AWS's.
 const AWS_PAGE_SIZE: &str = "100";
 const PREFIX: &str = "bench";
 /// The controller's default `--resync-interval`, for cold convergence.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
-/// The computeType the edits set on the `test` stage (the example has MEDIUM).
+/// The computeType the idle edits set on the `test` stage (the example has MEDIUM).
 const EDITED_COMPUTE: &str = "BUILD_GENERAL1_LARGE";
+/// The busy edits' computeType: another value again. Below 2 x `--edits` objects the busy edits
+/// pick objects the idle ones edited, and the idle value would change nothing there: no
+/// UpdateProject to time, so the edit items could not be measured.
+const BUSY_COMPUTE: &str = "BUILD_GENERAL1_XLARGE";
 /// Between two edits while idle.
 const IDLE_EDIT_GAP: Duration = Duration::from_secs(2);
 
@@ -41,6 +46,8 @@ pub struct Bench {
     /// Logs of the controller runs, kept after the bench.
     dir: PathBuf,
     binary: PathBuf,
+    /// The code measured, recorded with the results.
+    pub build: Build,
 }
 
 /// Everything measured, for the summary of targets.
@@ -59,6 +66,7 @@ impl Bench {
     pub async fn setup(args: Args) -> Result<Self> {
         let binary = controller::binary()?;
         let dir = logs_dir(&binary, args.n)?;
+        let build = Build::of(&binary)?;
         println!("Starting the bed (kube-apiserver, etcd, moto paging by {AWS_PAGE_SIZE}) ...");
         let options = BedOptions {
             moto_page_size: AWS_PAGE_SIZE.to_owned(),
@@ -70,7 +78,7 @@ impl Bench {
         fleet::create_namespaces(&client, PREFIX).await?;
         let aws = SdkAws::new(&bed.aws_config().await);
         let objects = fleet::generate(PREFIX, args.n);
-        report::setup(&args, &dir);
+        report::setup(&args, &dir, &build);
         Ok(Self {
             args,
             bed,
@@ -80,7 +88,19 @@ impl Bench {
             objects,
             dir,
             binary,
+            build,
         })
+    }
+
+    /// Where each run's results are kept, beside the runs' own directories.
+    pub fn results_root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// Records a whole run's results, for later runs to compare with.
+    pub fn save(&self, record: &Record) -> Result<()> {
+        let path = results::results_path(self.results_root(), self.args.n);
+        results::save(record, &path, &self.dir)
     }
 
     /// The plain loop, then the controller's cold convergence; the controller keeps running.
@@ -94,8 +114,10 @@ impl Bench {
 
     /// `--cold-only`: the plain loop and cold convergence alone.
     pub async fn run_cold_only(&self) -> Result<()> {
-        let (_, _, controller) = self.plain_and_cold().await?;
-        report::rss(&[stop(&controller, "cold")?]);
+        let (plain, cold, controller) = self.plain_and_cold().await?;
+        let rss = [stop(&controller, "cold")?];
+        report::rss(&rss);
+        crate::targets::print_cold_only(&self.args, &cold, &plain, &rss);
         Ok(())
     }
 
@@ -147,10 +169,28 @@ impl Bench {
         for c in &controllers {
             c.stop();
         }
+        self.save_shards(&reports, split)?;
         if !split {
             anyhow::bail!("the shards did not split the fleet");
         }
         Ok(())
+    }
+
+    /// Records a `--shards` run, for the whole run's summary.
+    fn save_shards(&self, reports: &[shards::ShardReport], split: bool) -> Result<()> {
+        let (n, m) = (self.args.n, self.args.shards);
+        let record = ShardsRecord {
+            n,
+            shards: m,
+            unix_time: edits::unix_now(),
+            build: self.build.clone(),
+            split,
+            per_shard: (reports.iter())
+                .map(|s| (s.label.clone(), s.managed_pipelines, s.reconciles))
+                .collect(),
+        };
+        let path = results::shards_path(self.results_root(), n, m);
+        results::save(&record, &path, &self.dir)
     }
 
     pub async fn run(&self) -> Result<Results> {
@@ -261,10 +301,11 @@ impl Bench {
             (5 * n).max(1000).to_string(),
             "--project-quota".to_owned(),
             (10 * n).max(5000).to_string(),
+            // Always passed: the controller's own default (10) is for real AWS, see
+            // `UNTHROTTLED_MAX_TPS`.
+            "--aws-max-tps".to_owned(),
+            self.args.aws_max_tps.to_string(),
         ];
-        if let Some(tps) = self.args.aws_max_tps {
-            args.extend(["--aws-max-tps".to_owned(), tps.to_string()]);
-        }
         args.extend_from_slice(extra);
         args.extend_from_slice(&self.args.controller_args);
         println!("Starting the controller ({label}): {}", args.join(" "));
@@ -387,6 +428,10 @@ pub struct Pass {
     pub status_writes: usize,
     /// Requests in moto's log over the window, when nothing else called AWS.
     pub moto_requests: Option<usize>,
+    /// The execution tracker's polls in moto's log over the window.
+    pub polls: tracker::Polls,
+    /// The pipelines the controller manages at the end (a gauge, so not a difference).
+    pub pipelines: f64,
     pub cpu: Vec<(String, f64)>,
 }
 
@@ -417,19 +462,21 @@ impl Bench {
     ) -> Result<Pass> {
         controller.ensure_running()?;
         let window = start.at.elapsed();
-        let metrics = controller.metrics().await?.minus(&start.metrics);
+        let now = controller.metrics().await?;
+        let pipelines = now.total(metrics::MANAGED_PIPELINES);
+        let metrics = now.minus(&start.metrics);
         let cpu = procfs::cpu_used(&start.cpu, &procfs::cpu_of(&self.processes(controller)));
         let versions = fleet::resource_versions(&self.client).await?;
-        let moto_requests = if edited.is_empty() {
-            Some(self.moto_log().await?.len())
-        } else {
-            None
-        };
+        let log = self.moto_log().await?;
+        // The edits' own BatchGetProjects polls are in the log too, but not the tracker's.
+        let moto_requests = edited.is_empty().then_some(log.len());
         Ok(Pass {
             window,
             metrics,
             status_writes: fleet::changed(&start.versions, &versions, edited),
             moto_requests,
+            polls: tracker::polls(&log),
+            pipelines,
             cpu,
         })
     }
@@ -452,12 +499,12 @@ impl Bench {
         self.end_pass(controller, start, &HashSet::new()).await
     }
 
-    fn editor(&self) -> Editor<'_> {
+    fn editor(&self, compute: &'static str) -> Editor<'_> {
         Editor {
             client: &self.client,
             aws: &self.aws,
             role: &self.role,
-            compute: EDITED_COMPUTE,
+            compute,
         }
     }
 
@@ -477,7 +524,8 @@ impl Bench {
         );
         self.reset_moto_log().await?;
         let offsets: Vec<Duration> = (0..k).map(|i| IDLE_EDIT_GAP * i as u32).collect();
-        let edits = edits::run(&self.editor(), &self.edit_targets(0), &offsets).await?;
+        let editor = self.editor(EDITED_COMPUTE);
+        let edits = edits::run(&editor, &self.edit_targets(0), &offsets).await?;
         self.edit_report(&edits).await
     }
 
@@ -497,7 +545,7 @@ impl Bench {
             .collect();
         let targets = self.edit_targets(1);
         let edited: HashSet<String> = targets.iter().map(Object::key).collect();
-        let editor = self.editor();
+        let editor = self.editor(BUSY_COMPUTE);
         let (edits, pass) = tokio::join!(edits::run(&editor, &targets, &offsets), async {
             tokio::time::sleep_until(end.into()).await;
             self.end_pass(controller, start, &edited).await
@@ -506,7 +554,8 @@ impl Bench {
         Ok((pass?, report))
     }
 
-    /// `--edits` objects spread over the fleet; `round` 0 and 1 pick different ones.
+    /// `--edits` objects spread over the fleet; `round` 0 and 1 pick different ones when there
+    /// are at least 2 x `--edits` objects, the same ones below that.
     fn edit_targets(&self, round: usize) -> Vec<Object> {
         let (n, k) = (self.args.n, self.args.edits);
         (0..k)

@@ -4,34 +4,55 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::Args;
 use crate::edits::{EditReport, percentile};
-use crate::metrics::{self, Sample, is_account_listing, is_mutating};
-use crate::phases::{Cold, Pass, Results};
+use crate::metrics::{self, Sample, is_mutating};
+use crate::phases::{Cold, Pass};
 use crate::plain::{Boto3Run, PlainRun};
+use crate::results::Build;
+use crate::tracker::{self, is_tracker_read};
+use crate::{Args, PRODUCTION_MAX_TPS};
 
 pub fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-fn millis(d: Option<Duration>) -> String {
+pub fn millis(d: Option<Duration>) -> String {
     d.map(|d| format!("{} ms", d.as_millis()))
         .unwrap_or_else(|| "-".to_owned())
 }
 
-pub fn setup(args: &Args, dir: &Path) {
+pub fn setup(args: &Args, dir: &Path, build: &Build) {
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!(
-        "N={} objects, controller --aws-max-tps {}, resync 600s (cold), {}s (steady), {}s (busy); logs in {}",
+        "N={} objects on {cores} cores; controller --aws-max-tps {} {}, --execution-poll-interval {}s; resync 600s (cold), {}s (steady), {}s (busy); logs in {}",
         args.n,
         args.max_tps(),
+        limit_meaning(args),
+        args.poll_interval.as_secs(),
         args.idle_interval().as_secs(),
         args.busy_interval().as_secs(),
         dir.display()
     );
+    println!("Measuring {}", build.describe());
+}
+
+/// What the client limit the controller runs at means for the figures.
+fn limit_meaning(args: &Args) -> String {
+    if args.unthrottled() {
+        "(unthrottled: the bed's moto never throttles and the plain loops have no limit; \
+         `--aws-max-tps 10` measures the production default)"
+            .to_owned()
+    } else if args.max_tps() == PRODUCTION_MAX_TPS {
+        "(the production default: cold convergence then measures this limit, which the plain \
+         loops do not have)"
+            .to_owned()
+    } else {
+        "(a client limit the plain loops do not have)".to_owned()
+    }
 }
 
 /// The sum of some counts (0, not the -0.0 of an empty float `Sum`).
-fn sum<'a>(counts: impl Iterator<Item = &'a f64>) -> f64 {
+pub fn sum<'a>(counts: impl Iterator<Item = &'a f64>) -> f64 {
     counts.fold(0.0, |a, b| a + b)
 }
 
@@ -66,7 +87,7 @@ fn rate_limit_floor(calls: &BTreeMap<String, f64>, tps: u32) -> Duration {
 }
 
 /// Cold convergence over the Rust plain loop's time, and over the boto3 loop's.
-fn ratios(cold: &Cold, plain: &PlainRun) -> (f64, Option<f64>) {
+pub fn ratios(cold: &Cold, plain: &PlainRun) -> (f64, Option<f64>) {
     let over = |d: Duration| cold.elapsed.as_secs_f64() / d.as_secs_f64();
     (
         over(plain.elapsed),
@@ -121,7 +142,7 @@ pub fn cold(args: &Args, cold: &Cold, plain: &PlainRun) {
     }
     // A GetPipeline of a pipeline not created yet answers PipelineNotFoundException (400).
     failures(&cold.metrics, cold.moto_failed);
-    rate_limit(&cold.metrics, &calls, args.max_tps());
+    rate_limit(args, &cold.metrics, &calls, cold.elapsed);
     cpu(&cold.cpu);
 }
 
@@ -130,14 +151,30 @@ fn failures(metrics: &Sample, moto_failed: usize) {
     println!("  failed AWS requests: {failed:?} (moto: {moto_failed} not 2xx)");
 }
 
-fn rate_limit(metrics: &Sample, calls: &BTreeMap<String, f64>, tps: u32) {
+/// The client limit's floor for these calls and the time requests waited for tokens. At the
+/// bench's unthrottled default, waits must be nil: otherwise the limit, not the controller,
+/// shaped the phase, and the report says so.
+fn rate_limit(args: &Args, metrics: &Sample, calls: &BTreeMap<String, f64>, elapsed: Duration) {
+    let tps = args.max_tps();
     let waits = metrics.by_label(metrics::RATE_WAIT_SUM, "service", |_| true);
-    let waits: Vec<String> = waits.iter().map(|(s, w)| format!("{s} {w:.0} s")).collect();
+    let waited = sum(waits.values());
+    let waits: Vec<String> = waits.iter().map(|(s, w)| format!("{s} {w:.1} s")).collect();
     println!(
         "  client rate limit ({tps}/s a service): these calls need at least {}; time requests waited for it, summed: {}",
         secs(rate_limit_floor(calls, tps)),
-        waits.join(", ")
+        if waits.is_empty() {
+            "none".to_owned()
+        } else {
+            waits.join(", ")
+        }
     );
+    // A hundredth of the phase, summed over requests in flight together: a limit that binds
+    // makes many requests wait at once, so it shows far above this.
+    if args.unthrottled() && waited > 0.01 * elapsed.as_secs_f64() {
+        println!(
+            "  WARNING: the limit bound at --aws-max-tps {tps}; raise it to measure the controller alone"
+        );
+    }
 }
 
 pub fn cpu(used: &[(String, f64)]) {
@@ -157,7 +194,14 @@ pub fn pass(label: &str, args: &Args, pass: &Pass) {
         work * 1000.0 / n
     );
     let (writes, reads): (Vec<_>, Vec<_>) = calls.iter().partition(|(op, _)| is_mutating(op));
-    for (kind, list) in [("reads", reads), ("writes", writes)] {
+    let (tracker, reconciles): (Vec<_>, Vec<_>) =
+        reads.into_iter().partition(|(op, _)| is_tracker_read(op));
+    let groups = [
+        ("reads by reconciles", reconciles),
+        ("reads by the execution tracker", tracker),
+        ("writes", writes),
+    ];
+    for (kind, list) in groups {
         let total = sum(list.iter().map(|(_, c)| *c));
         let ops: Vec<String> = list.iter().map(|(op, c)| format!("{op} {c:.0}")).collect();
         println!(
@@ -166,6 +210,11 @@ pub fn pass(label: &str, args: &Args, pass: &Pass) {
             ops.join(", ")
         );
     }
+    let budget = pass_tracker_budget(args, pass);
+    println!(
+        "  execution tracker: {}",
+        budget.describe(pass.pipelines, args.poll_interval, pass.window)
+    );
     if let Some(moto) = pass.moto_requests {
         println!("  moto answered {moto} requests in the window");
     }
@@ -175,6 +224,17 @@ pub fn pass(label: &str, args: &Args, pass: &Pass) {
     );
     failures(&pass.metrics, 0);
     cpu(&pass.cpu);
+}
+
+/// The execution tracker's reads over a pass against its budget (see [`tracker`]).
+pub fn pass_tracker_budget(args: &Args, pass: &Pass) -> tracker::Budget {
+    tracker::budget(
+        &pass.metrics.aws_by_operation(),
+        &pass.polls,
+        pass.pipelines,
+        pass.window,
+        args.poll_interval,
+    )
 }
 
 pub fn edits(label: &str, report: &EditReport) {
@@ -199,102 +259,4 @@ pub fn rss(peaks: &[(String, u64)]) {
         .map(|(label, kib)| format!("{label} {:.1} MiB", *kib as f64 / 1024.0))
         .collect();
     println!("Controller peak RSS (VmHWM): {}", parts.join(", "));
-}
-
-/// One row of the summary.
-fn row(target: &str, measured: String, met: bool) {
-    println!(
-        "  {:<58} {:<36} {}",
-        target,
-        measured,
-        if met { "met" } else { "NOT met" }
-    );
-}
-
-pub fn targets(args: &Args, r: &Results) {
-    let n = args.n as f64;
-    println!("\nTargets (N={}):", args.n);
-    let (rust, boto3) = ratios(&r.cold, &r.plain);
-    row(
-        "cold convergence <= 1.3x the plain boto3 loop",
-        format!(
-            "{} ({rust:.2}x the Rust loop)",
-            boto3.map_or_else(|| "-".to_owned(), |b| format!("{b:.2}x"))
-        ),
-        boto3.is_some_and(|b| b <= 1.3),
-    );
-    steady_rows(&r.pass, n);
-    for (label, e) in [("idle", &r.idle_edits), ("during a pass", &r.busy_edits)] {
-        let p95 = percentile(&e.latencies, 0.95);
-        let met = e.lost == 0 && p95.is_some_and(|p| p < Duration::from_secs(2));
-        row(
-            &format!("edit latency p95 < 2 s, {label}"),
-            millis(p95),
-            met,
-        );
-    }
-    let peak = r.rss.iter().map(|(_, kib)| *kib).max().unwrap_or(0);
-    let mib = peak as f64 / 1024.0;
-    row(
-        "peak controller RSS < 48 MiB",
-        format!("{mib:.1} MiB"),
-        mib < 48.0,
-    );
-    let exactly_one = [&r.idle_edits, &r.busy_edits]
-        .iter()
-        .all(|e| e.updates_per_edit.iter().all(|&u| u == 1) && e.other_writes.is_empty());
-    row(
-        "a compute edit is exactly one UpdateProject",
-        one_update(r),
-        exactly_one,
-    );
-    println!(
-        "  (work of a pass an object: {:.2} ms steady; compare N=1000 with 1.5 x 10 x N=100 in docs/benchmarks.md)",
-        r.pass.metrics.total(metrics::RECONCILE_SUM) * 1000.0 / n
-    );
-}
-
-fn steady_rows(pass: &Pass, n: f64) {
-    let calls = pass.metrics.aws_by_operation();
-    let of = |keep: fn(&str) -> bool| sum(calls.iter().filter(|(op, _)| keep(op)).map(|(_, c)| c));
-    let writes = of(is_mutating);
-    // The execution tracker's polls (issue 12: one ListPipelineExecutions per pipeline per
-    // --execution-poll-interval) came after the 4-read budget, which was set for reconciles:
-    // they are counted, and shown, apart.
-    let reads = of(|op| !is_mutating(op) && op != TRACKER_POLL);
-    let polls = of(|op| op == TRACKER_POLL);
-    let listings = of(is_account_listing);
-    let w = format!("{writes:.0} writes, {} status writes", pass.status_writes);
-    row(
-        "steady: 0 mutating AWS calls and 0 status writes a pass",
-        w,
-        writes == 0.0 && pass.status_writes == 0,
-    );
-    let r = format!("{:.2} reads an object, {listings:.0} listings", reads / n);
-    row(
-        "steady: <= 4 AWS reads an object a pass, no account listing",
-        r,
-        reads / n <= 4.0 && listings == 0.0,
-    );
-    println!(
-        "  (and the execution tracker's polls: {:.2} {TRACKER_POLL} an object in the {} window)",
-        polls / n,
-        secs(pass.window)
-    );
-}
-
-/// The operation of the execution tracker's polls.
-const TRACKER_POLL: &str = "ListPipelineExecutions";
-
-fn one_update(r: &Results) -> String {
-    let all: Vec<usize> = [&r.idle_edits, &r.busy_edits]
-        .iter()
-        .flat_map(|e| e.updates_per_edit.iter().copied())
-        .collect();
-    let others: usize = [&r.idle_edits, &r.busy_edits]
-        .iter()
-        .flat_map(|e| e.other_writes.values())
-        .sum();
-    let ones = all.iter().filter(|&&u| u == 1).count();
-    format!("{ones}/{} edits, {others} other writes", all.len())
 }
