@@ -200,6 +200,18 @@ pub async fn resource_versions(client: &Client) -> Result<HashMap<String, String
         .collect())
 }
 
+/// Objects whose status has no `environments` yet: the execution tracker has not written its
+/// first reading (one entry per environment, run or not) for them.
+pub async fn untracked(client: &Client) -> Result<usize> {
+    let api: Api<BranchPipeline> = Api::all(client.clone());
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|bp| bp.status.as_ref().is_none_or(|s| s.environments.is_empty()))
+        .count())
+}
+
 /// How many objects' resourceVersion changed between two readings, leaving out `except`.
 pub fn changed(
     before: &HashMap<String, String>,

@@ -112,6 +112,31 @@ impl Bench {
         Ok((plain, cold, controller))
     }
 
+    /// Waits for the execution tracker's first write on every object (its one entry per
+    /// environment), which it makes once, within about two poll intervals of an object's
+    /// creation: it belongs to convergence, and left for later it would count as a status
+    /// write of the steady pass.
+    async fn tracked(&self) -> Result<()> {
+        let started = Instant::now();
+        let deadline = 3 * self.args.poll_interval + Duration::from_secs(60);
+        loop {
+            let left = fleet::untracked(&self.client).await?;
+            if left == 0 {
+                println!(
+                    "Execution tracker's first reading on every object: {:.1} s after convergence",
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < deadline,
+                "{left} objects without the tracker's first reading after {:?}",
+                deadline
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
     /// `--cold-only`: the plain loop and cold convergence alone.
     pub async fn run_cold_only(&self) -> Result<()> {
         let (plain, cold, controller) = self.plain_and_cold().await?;
@@ -195,6 +220,7 @@ impl Bench {
 
     pub async fn run(&self) -> Result<Results> {
         let (plain, cold, cold_controller) = self.plain_and_cold().await?;
+        self.tracked().await?;
         let mut rss = Vec::new();
         let idle_edits = self.idle_edits().await?;
         report::edits("Edits while idle", &idle_edits);
