@@ -344,6 +344,60 @@ async fn assert_authenticated_and_unlogged(w: &World) -> Result<()> {
     Ok(())
 }
 
+/// The token alternative (a token Secret, `--github-token-file`): the same statuses, every
+/// request sent with that token, and the token in no line of the controller's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_secret_posts_the_same_statuses() -> Result<()> {
+    let mut h = Harness::new("gh-token").await?;
+    let github = GithubFake::shared().await;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{}\n", github.static_token()))?;
+    let file = file.display().to_string();
+    h.start_controller(&[
+        "--github-token-file",
+        &file,
+        "--github-api-url",
+        github.url(),
+        "--execution-poll-interval",
+        POLL,
+        "--execution-active-poll-interval",
+        ACTIVE_POLL,
+    ])?;
+    let repo = format!("{}/{NAME}", h.ns);
+    let installation = installation_id(&h.ns);
+    let w = World {
+        h,
+        github,
+        repo,
+        installation,
+    };
+    w.apply_ready(&w.example()).await?;
+    let sha = sha(&format!("{}-token", w.h.ns));
+    w.push("develop", &sha).await?;
+    let all = w
+        .wait_statuses(
+            &sha,
+            &[
+                ("branchpipeline/build", "success"),
+                ("branchpipeline/dev", "success"),
+            ],
+        )
+        .await?;
+    assert!(all.iter().all(|s| s.auth == "static-token"), "{all:?}");
+    let requests = w.github.requests(&w.repo, w.installation).await?;
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(r.auth, "static-token", "{r:?}");
+    }
+    let log = w.h.controller_log_full(0);
+    assert!(
+        !log.contains(w.github.static_token()),
+        "the token is in the controller's log"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_push_waits_for_perf_approval() -> Result<()> {
     let w = World::new("gh-release").await?;

@@ -110,6 +110,12 @@ impl GithubFake {
         &self.url
     }
 
+    /// The static token the fake accepts for every repository (a token Secret's, or another
+    /// CI system's).
+    pub fn static_token(&self) -> &'static str {
+        OTHER_CI_TOKEN
+    }
+
     /// The App's private key, as the controller reads it from a mounted Secret.
     pub fn key_file(&self) -> &Path {
         &self.key_file
