@@ -170,6 +170,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// glibc gives threads that contend for the allocator arenas of their own (up to eight per
+/// core, mallopt(3) `M_ARENA_MAX`), and memory freed in one arena serves only that arena: after
+/// a burst of concurrent reconciles the process keeps every arena's high-water mark. Two arenas,
+/// as many as the runtime's worker threads on the two cores the controller is sized for, keep
+/// peak RSS near what is live (docs/benchmarks.md). `MALLOC_ARENA_MAX` in the environment
+/// still overrides it: glibc reads it at the first allocation, before this runs.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter, and no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -185,6 +204,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn run_cmd(args: RunArgs) -> ExitCode {
+    limit_malloc_arenas();
     init_tracing(args.log_format);
     // kube brings rustls with ring and the AWS SDK brings aws-lc-rs; with both linked rustls
     // cannot pick a provider by itself and panics on the first TLS handshake.

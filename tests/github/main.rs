@@ -200,7 +200,8 @@ async fn a_develop_push_reports_build_and_dev_only() -> Result<()> {
     let w = World::new("gh-develop").await?;
     let bp = w.example();
     w.apply_ready(&bp).await?;
-    w.slow(&w.pipeline(), None, 2.0).await?;
+    // Long enough for a poll to see the build running even on a loaded machine.
+    w.slow(&w.pipeline(), None, 4.0).await?;
     let sha = sha(&format!("{}-develop", w.h.ns));
     let started = w.push("develop", &sha).await?;
     assert_eq!(started.len(), 1, "{started:?}");
@@ -600,10 +601,12 @@ async fn restart_mid_run_posts_nothing_twice(prefix: &str, others: usize) -> Res
     tokio::time::sleep(Duration::from_secs(5)).await;
     let all_after = w.statuses(&sha).await?;
     assert_eq!(all_after.len(), all.len(), "{}", summary(&all_after));
-    // Only deploy-dev is slow: the build was already green when first seen.
-    assert_eq!(
-        history(&all_after, "branchpipeline/build"),
-        ["success"],
+    // Only deploy-dev is slow, so the build is usually green when first seen; on a loaded
+    // machine the first poll can still find it running. Either way, once each: the restart
+    // posted nothing again.
+    let build = history(&all_after, "branchpipeline/build");
+    assert!(
+        build == ["success"] || build == ["pending", "success"],
         "{}",
         summary(&all_after)
     );
