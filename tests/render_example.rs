@@ -47,14 +47,18 @@ fn cli_render_prints_the_golden_json() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
 }
 
-#[test]
-fn two_pipelines_replace_seven() {
-    let state = rendered();
-    let names: Vec<_> = state
+fn pipeline_names(state: &render::DesiredState) -> Vec<&str> {
+    state
         .pipelines
         .iter()
         .map(|p| p.pipeline.name.as_str())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn two_pipelines_replace_seven() {
+    let state = rendered();
+    let names = pipeline_names(&state);
     assert_eq!(
         names,
         [
@@ -399,11 +403,7 @@ fn with_pull_requests(events: &str) -> DesiredState {
 #[test]
 fn pull_requests_build_in_a_parallel_pipeline_of_their_own() {
     let state = with_pull_requests("[OPEN, UPDATED]");
-    let names: Vec<_> = state
-        .pipelines
-        .iter()
-        .map(|p| p.pipeline.name.as_str())
-        .collect();
+    let names = pipeline_names(&state);
     assert_eq!(
         names,
         [
@@ -452,11 +452,7 @@ fn a_closed_pull_request_is_accepted_and_never_triggers() {
     assert_eq!(filter.events, ["OPEN", "UPDATED"]);
 
     let only_closed = with_pull_requests("[CLOSED]");
-    let names: Vec<_> = only_closed
-        .pipelines
-        .iter()
-        .map(|p| p.pipeline.name.as_str())
-        .collect();
+    let names = pipeline_names(&only_closed);
     assert_eq!(
         names,
         [

@@ -78,3 +78,26 @@ pub fn tenant(h: &Harness, name: &str, class: &str) -> Result<BranchPipeline> {
     ]))?;
     Ok(bp)
 }
+
+/// AWS writes made since `before` (a length of `Harness::mutating_calls`).
+pub async fn writes_since(h: &Harness, before: usize) -> Result<Vec<(String, String)>> {
+    Ok(h.mutating_calls().await?.split_off(before))
+}
+
+/// Puts `class` back as it was: its user `orders-api` is Ready again with no AWS write since
+/// `before`; then deletes the class, leaving the bed as the test found it.
+pub async fn restore_changes_nothing(
+    h: &Harness,
+    class: &BranchPipelineClass,
+    before: usize,
+) -> Result<()> {
+    create_class(h, class).await?;
+    h.wait_ready("orders-api").await?;
+    pretty_assertions::assert_eq!(
+        writes_since(h, before).await?,
+        Vec::<(String, String)>::new()
+    );
+    let name = class.metadata.name.clone().unwrap_or_default();
+    classes(h).delete(&name, &Default::default()).await?;
+    Ok(())
+}

@@ -27,13 +27,14 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use fixtures::{BUILDSPEC_V1, classes, create_class, platform_class, tenant};
+use fixtures::{
+    BUILDSPEC_V1, classes, create_class, platform_class, restore_changes_nothing, tenant,
+    writes_since,
+};
 use harness::Harness;
 use support::fault_proxy::{self, Plan};
 use support::unique_name;
-use support::wait::{self, Check};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 /// Long enough for a reconcile that should not happen to have happened: several resyncs of
 /// [`RESYNC`] and the class watch's latency.
 const QUIET: Duration = Duration::from_secs(6);
@@ -385,9 +386,8 @@ async fn deleting_a_class_in_use_changes_nothing_in_aws() -> Result<()> {
     ensure!(message.contains(&class_name), "{message}");
     // Several resyncs without the class: none may take what the status lists for stale.
     tokio::time::sleep(QUIET).await;
-    let after = h.mutating_calls().await?;
     pretty_assertions::assert_eq!(
-        after[before.len()..].to_vec(),
+        writes_since(&h, before.len()).await?,
         Vec::<(String, String)>::new()
     );
     pretty_assertions::assert_eq!(h.aws_inventory().await?, inventory);
@@ -399,21 +399,5 @@ async fn deleting_a_class_in_use_changes_nothing_in_aws() -> Result<()> {
     );
 
     // The class back as it was: Ready again, and still nothing to write.
-    create_class(&h, &class).await?;
-    wait::until("Ready again", TIMEOUT, || async {
-        let bp = h.api.get("orders-api").await?;
-        Ok(Check::passed(harness::is_ready(&bp), || {
-            format!("{:?}", bp.status)
-        }))
-    })
-    .await?;
-    let again = h.mutating_calls().await?;
-    pretty_assertions::assert_eq!(
-        again[before.len()..].to_vec(),
-        Vec::<(String, String)>::new()
-    );
-    classes(&h)
-        .delete(&class_name, &DeleteParams::default())
-        .await?;
-    Ok(())
+    restore_changes_nothing(&h, &class, before.len()).await
 }

@@ -25,12 +25,12 @@ use branchpipeline::api::*;
 use kube::api::DeleteParams;
 use serde_json::json;
 
-use fixtures::{classes, create_class, platform_class, tenant};
+use fixtures::{
+    classes, create_class, platform_class, restore_changes_nothing, tenant, writes_since,
+};
 use harness::Harness;
 use support::unique_name;
-use support::wait::{self, Check};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
 /// Several resyncs of two seconds, and the class watch's latency.
 const QUIET: Duration = Duration::from_secs(6);
 
@@ -57,15 +57,7 @@ async fn a_default_class_is_required_carried_and_its_deletion_changes_nothing() 
         .get_or_insert_with(Default::default)
         .insert(DEFAULT_CLASS_ANNOTATION.into(), "true".into());
     create_class(&h, &class).await?;
-    let ready = wait::until("Ready under the default class", TIMEOUT, || async {
-        let bp = h.api.get("orders-api").await?;
-        Ok(Check::passed(harness::is_ready(&bp), || {
-            format!("{:?}", bp.status)
-        }))
-    })
-    .await;
-    ready?;
-    let synced = h.api.get("orders-api").await?.status.context("status")?;
+    let synced = h.wait_ready("orders-api").await?.status.context("status")?;
     ensure!(
         synced.synced_class.as_ref().map(|c| c.name.as_str()) == Some(class_name.as_str()),
         "{:?}",
@@ -85,29 +77,11 @@ async fn a_default_class_is_required_carried_and_its_deletion_changes_nothing() 
         "{message}"
     );
     tokio::time::sleep(QUIET).await;
-    let after = h.mutating_calls().await?;
     pretty_assertions::assert_eq!(
-        after[before.len()..].to_vec(),
+        writes_since(&h, before.len()).await?,
         Vec::<(String, String)>::new(),
         "no AWS write once the default class is gone"
     );
     pretty_assertions::assert_eq!(h.aws_inventory().await?, inventory);
-
-    create_class(&h, &class).await?;
-    wait::until("Ready again", TIMEOUT, || async {
-        let bp = h.api.get("orders-api").await?;
-        Ok(Check::passed(harness::is_ready(&bp), || {
-            format!("{:?}", bp.status)
-        }))
-    })
-    .await?;
-    let again = h.mutating_calls().await?;
-    pretty_assertions::assert_eq!(
-        again[before.len()..].to_vec(),
-        Vec::<(String, String)>::new()
-    );
-    classes(&h)
-        .delete(&class_name, &DeleteParams::default())
-        .await?;
-    Ok(())
+    restore_changes_nothing(&h, &class, before.len()).await
 }

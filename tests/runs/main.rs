@@ -255,15 +255,7 @@ async fn waiting_at_approval(
     )
     .await?;
     assert_eq!(h.bed.execution_status(pipeline, id).await?, "InProgress");
-    let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
-        .pipeline_execution_id(id)
-        .build();
-    let actions = client
-        .list_action_executions()
-        .pipeline_name(pipeline)
-        .filter(filter)
-        .send()
-        .await?;
+    let actions = h.bed.action_executions(pipeline, id).await?;
     let ran: Vec<(&str, &str)> = actions
         .action_execution_details()
         .iter()

@@ -113,20 +113,32 @@ impl TestBed {
         .await
     }
 
+    /// The actions that ran in one execution (ListActionExecutions filtered by it).
+    pub async fn action_executions(
+        &self,
+        pipeline: &str,
+        id: &str,
+    ) -> Result<aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsOutput>
+    {
+        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
+            .pipeline_execution_id(id)
+            .build();
+        Ok(self
+            .codepipeline()
+            .await
+            .list_action_executions()
+            .pipeline_name(pipeline)
+            .filter(filter)
+            .send()
+            .await?)
+    }
+
     /// Each stage's result in one execution, from ListActionExecutions (stages whose actions
     /// ran) and GetPipelineState (`Skipped`, while that execution is the stage's latest).
     pub async fn stage_results(&self, pipeline: &str, id: &str) -> Result<StageResults> {
         let client = self.codepipeline().await;
         let state = client.get_pipeline_state().name(pipeline).send().await?;
-        let filter = aws_sdk_codepipeline::types::ActionExecutionFilter::builder()
-            .pipeline_execution_id(id)
-            .build();
-        let actions = client
-            .list_action_executions()
-            .pipeline_name(pipeline)
-            .filter(filter)
-            .send()
-            .await?;
+        let actions = self.action_executions(pipeline, id).await?;
         let mut results = StageResults::new();
         for stage in state.stage_states() {
             let name = stage.stage_name().unwrap_or_default().to_string();
