@@ -103,8 +103,8 @@ impl Inventory {
     }
 
     /// Brings the snapshot in line with this process's own creates and deletes, so the quota
-    /// check and gauges between two listings count them; returns the counts, `None` before the
-    /// first listing. Another process's (or a person's) changes still wait for the next listing,
+    /// check and gauges between two listings count them; returns the new counts, `None` when
+    /// nothing changed or before the first listing. Another process's (or a person's) changes still wait for the next listing,
     /// and reconciles in flight at once may each pass the check before either has created: AWS
     /// enforces the quota itself (LimitExceededException), this check only refuses early.
     pub async fn record(
@@ -112,14 +112,17 @@ impl Inventory {
         pipelines: &Delta<'_>,
         projects: &Delta<'_>,
     ) -> Option<(usize, usize)> {
+        // Most reconciles create and delete nothing: they must not queue behind a listing in
+        // flight, which holds the lock.
+        if pipelines.is_empty() && projects.is_empty() {
+            return None;
+        }
         let mut latest = self.latest.lock().await;
         let (_, snapshot) = latest.as_mut()?;
-        if !(pipelines.is_empty() && projects.is_empty()) {
-            let s = Arc::make_mut(snapshot);
-            pipelines.apply_to(&mut s.pipelines);
-            projects.apply_to(&mut s.projects);
-        }
-        Some((snapshot.pipelines.len(), snapshot.projects.len()))
+        let s = Arc::make_mut(snapshot);
+        pipelines.apply_to(&mut s.pipelines);
+        projects.apply_to(&mut s.projects);
+        Some((s.pipelines.len(), s.projects.len()))
     }
 
     /// The last snapshot's counts, for the quota metrics; `None` before the first listing.
@@ -173,8 +176,12 @@ mod tests {
         let aws = FakeAws::default();
         let inventory = Inventory::default();
         let none = Delta::default();
+        let early = Delta {
+            created: vec!["p0"],
+            deleted: vec![],
+        };
         assert_eq!(
-            inventory.record(&none, &none).await,
+            inventory.record(&early, &none).await,
             None,
             "nothing listed yet"
         );
@@ -204,6 +211,11 @@ mod tests {
             deleted: vec!["p1"],
         };
         assert_eq!(inventory.record(&deleted, &none).await, Some((1, 1)));
+        assert_eq!(
+            inventory.record(&none, &none).await,
+            None,
+            "no change: the lock is not taken"
+        );
         assert_eq!(aws.count("ListPipelines"), 1, "recording lists nothing");
     }
 
